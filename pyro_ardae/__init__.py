@@ -1,0 +1,25 @@
+"""Implicit variational inference for Pyro with AR-DAE entropy gradients.
+
+The public API: :class:`ImplicitGuide` and :class:`AutoImplicitGuide` (guides with no
+density), :class:`ARDAE_ELBO` (their ELBO), and the score estimator they use,
+:class:`ScoreEstimator`, :class:`ScoreNet` and :func:`ardae_loss`, usable on their own.
+"""
+
+from .autoguide import AutoImplicitGuide, Generator
+from .elbo import ARDAE_ELBO
+from .estimator import ScoreEstimator, Standardization
+from .guide import ImplicitDistribution, ImplicitGuide
+from .loss import ardae_loss
+from .score import ScoreNet
+
+__all__ = [
+    "ARDAE_ELBO",
+    "AutoImplicitGuide",
+    "Generator",
+    "ImplicitDistribution",
+    "ImplicitGuide",
+    "ScoreEstimator",
+    "ScoreNet",
+    "Standardization",
+    "ardae_loss",
+]

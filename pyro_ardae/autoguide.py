@@ -1,0 +1,181 @@
+"""AutoImplicitGuide: an implicit guide built from the model, like Pyro's autoguides."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+
+import torch
+from pyro import poutine
+from pyro.infer.autoguide import AutoContinuous
+from pyro.infer.autoguide.initialization import init_to_median
+from pyro.poutine.util import prune_subsample_sites
+from torch import Tensor, nn
+from torch.distributions import biject_to
+
+from .guide import Draw, emit_site, plate_batch_shape
+from .score import mlp
+
+
+class Generator(nn.Module):
+    r"""The sampler :math:`u = \mu + W \epsilon + h(\epsilon)`, :math:`\epsilon \sim N(0, I)`.
+
+    The linear path represents any Gaussian exactly; the MLP :math:`h` (last layer at zero)
+    adds the non-Gaussian part. At initialisation :math:`q = N(\mu_0, s_0^2 I)`.
+    """
+
+    def __init__(
+        self,
+        noise_dim: int,
+        init_loc: Tensor,
+        init_scale: float,
+        hidden: Sequence[int],
+        activation: type[nn.Module] = nn.ELU,
+    ) -> None:
+        super().__init__()
+        dim = init_loc.shape[-1]
+        self.noise_dim = noise_dim
+        self.loc = nn.Parameter(init_loc.clone())
+        self.linear = nn.Linear(noise_dim, dim, bias=False)
+        with torch.no_grad():
+            self.linear.weight.zero_()
+            self.linear.weight[:, :dim].copy_(init_scale * torch.eye(dim))
+        self.h = mlp(noise_dim, hidden, dim, activation)
+
+    def forward(self, noise: Tensor) -> Tensor:
+        return self.loc + self.linear(noise) + self.h(noise)
+
+
+class AutoImplicitGuide(AutoContinuous):
+    r"""An implicit guide over all latent sites of ``model``, found as the autoguides do.
+
+    The latents are generated jointly in unconstrained space by a :class:`Generator`
+    :math:`u = g(\epsilon)`, split per site and mapped to each support by ``biject_to``,
+    :math:`z = T(u)`; the :class:`~pyro_ardae.ARDAE_ELBO` adds
+    :math:`\log|\det J_T(u)|` to the AR-DAE entropy of :math:`u`, so the entropy it
+    maximises is that of the constrained :math:`q(z)`.
+
+    Global latents only (plates with full data are fine): a latent in a subsampled plate
+    needs an amortised :class:`~pyro_ardae.ImplicitGuide`. Continuous latents only.
+
+    Args:
+        model: a Pyro model.
+        noise_dim: dimension of :math:`\epsilon`, at least the latent dimension (else
+            :math:`q` has no density); default ``max(10, latent_dim)``.
+        hidden: hidden widths of the generator's MLP.
+        init_loc_fn: per-site initialisation of :math:`\mu`, as in Pyro's autoguides.
+        init_scale: initial sd of each unconstrained coordinate.
+        activation: the MLP's activation.
+
+    Example:
+        >>> import pyro, pyro.distributions as dist
+        >>> def model():
+        ...     pyro.sample("s", dist.LogNormal(0.0, 1.0))
+        >>> guide = AutoImplicitGuide(model, hidden=(16,))
+        >>> bool(guide()["s"] > 0)
+        True
+    """
+
+    def __init__(
+        self,
+        model: Callable,
+        *,
+        noise_dim: int | None = None,
+        hidden: Sequence[int] = (128, 128),
+        init_loc_fn: Callable = init_to_median,
+        init_scale: float = 0.1,
+        activation: type[nn.Module] = nn.ELU,
+    ) -> None:
+        if noise_dim is not None and (not isinstance(noise_dim, int) or noise_dim < 1):
+            raise ValueError(
+                f"AutoImplicitGuide: expected noise_dim to be an int >= 1, got {noise_dim!r}"
+            )
+        if not init_scale > 0:
+            raise ValueError(f"AutoImplicitGuide: expected init_scale > 0, got {init_scale!r}")
+        super().__init__(model, init_loc_fn=init_loc_fn)
+        self._noise_dim = noise_dim
+        self._hidden = tuple(hidden)
+        self._init_scale = init_scale
+        self._activation = activation
+
+    def _check_sites(self, *args, **kwargs) -> None:
+        trace = poutine.block(poutine.trace(self.model).get_trace)(*args, **kwargs)
+        trace = prune_subsample_sites(trace)
+        for name, site in trace.iter_stochastic_nodes():
+            if site["fn"].support.is_discrete:
+                raise ValueError(
+                    f"AutoImplicitGuide: latent site {name!r} is discrete "
+                    f"({type(site['fn']).__name__}); an implicit guide needs continuous "
+                    "latents (marginalise it out, e.g. with pyro.infer.config_enumerate)"
+                )
+            for frame in site["cond_indep_stack"]:
+                if frame.full_size is not None and frame.full_size != frame.size:
+                    raise ValueError(
+                        f"AutoImplicitGuide: latent site {name!r} is local to the subsampled "
+                        f"plate {frame.name!r} ({frame.size} of {frame.full_size}); "
+                        "AutoImplicitGuide handles global latents only. Use "
+                        "pyro_ardae.ImplicitGuide(net, context=...) with an amortised net."
+                    )
+
+    def _setup_prototype(self, *args, **kwargs) -> None:
+        self._check_sites(*args, **kwargs)
+        super()._setup_prototype(*args, **kwargs)
+        noise_dim = self._noise_dim or max(10, self.latent_dim)
+        if noise_dim < self.latent_dim:
+            raise ValueError(
+                f"AutoImplicitGuide: noise_dim={noise_dim} is below the latent dimension "
+                f"{self.latent_dim}; q would have no density. Use noise_dim >= {self.latent_dim}."
+            )
+        self.generator = Generator(
+            noise_dim, self._init_loc(), self._init_scale, self._hidden, self._activation
+        )
+
+    def sample_latent(self, *args, **kwargs) -> Tensor:
+        """Draw the flat unconstrained latent, batched over the enclosing plates."""
+        loc = self.generator.loc
+        noise = torch.randn(
+            plate_batch_shape() + (self.generator.noise_dim,), dtype=loc.dtype, device=loc.device
+        )
+        return self.generator(noise)
+
+    def forward(self, *args, **kwargs) -> dict[str, Tensor]:
+        """Draw the latents; returns a dict from site name to (constrained) value."""
+        if self.prototype_trace is None:
+            self._setup_prototype(*args, **kwargs)
+        latent = self.sample_latent(*args, **kwargs)
+        plates = self._create_plates(*args, **kwargs)
+        draw = Draw(self._pyro_name, latent, None)
+        result = {}
+        for site, unconstrained in self._unpack_latent(latent):
+            name = site["name"]
+            with ExitStack() as stack:
+                for frame in self._cond_indep_stacks[name]:
+                    stack.enter_context(plates[frame.name])
+                result[name] = emit_site(
+                    name, unconstrained, site["fn"].support, draw, site["fn"].event_dim
+                )
+        return result
+
+    @torch.no_grad()
+    def quantiles(self, quantiles, *args, num_samples: int = 2000, **kwargs) -> dict[str, Tensor]:
+        """Monte Carlo quantiles of each unconstrained coordinate, mapped to the support
+        (exact for coordinate-wise supports such as real, positive or intervals)."""
+        if self.prototype_trace is None:
+            self._setup_prototype(*args, **kwargs)
+        loc = self.generator.loc
+        latent = self.generator(
+            torch.randn(num_samples, self.generator.noise_dim, dtype=loc.dtype, device=loc.device)
+        )
+        q = torch.as_tensor(quantiles, dtype=loc.dtype, device=loc.device)
+        result: dict[str, list[Tensor]] = {}
+        for row in torch.quantile(latent, q, dim=0):
+            for site, unconstrained in self._unpack_latent(row):
+                value = biject_to(site["fn"].support)(unconstrained)
+                result.setdefault(site["name"], []).append(value)
+        return {k: torch.stack(v) for k, v in result.items()}
+
+    @torch.no_grad()
+    def median(self, *args, num_samples: int = 2000, **kwargs) -> dict[str, Tensor]:
+        """Monte Carlo coordinate-wise posterior median of each latent site."""
+        q = self.quantiles([0.5], *args, num_samples=num_samples, **kwargs)
+        return {k: v[0] for k, v in q.items()}

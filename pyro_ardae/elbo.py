@@ -1,0 +1,351 @@
+"""ARDAE_ELBO: the ELBO of an implicit guide, with the AR-DAE entropy-gradient surrogate."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+
+import pyro
+import torch
+from pyro import poutine
+from pyro.infer.elbo import ELBO
+from pyro.infer.util import is_validation_enabled, torch_item
+from pyro.poutine.util import prune_subsample_sites
+from pyro.util import check_site_shape, warn_if_nan
+from torch import Tensor, nn
+from torch.distributions import constraints
+
+from .estimator import ScoreEstimator
+from .guide import Draw, ImplicitDistribution
+from .score import PARAMETERIZATIONS, Parameterization
+
+
+def _same_support(a: constraints.Constraint, b: constraints.Constraint) -> bool:
+    while isinstance(a, constraints.independent):
+        a = a.base_constraint
+    while isinstance(b, constraints.independent):
+        b = b.base_constraint
+    if type(a) is not type(b):
+        return False
+    for attr in ("lower_bound", "upper_bound"):
+        x, y = getattr(a, attr, None), getattr(b, attr, None)
+        if x is not None or y is not None:
+            if not torch.equal(torch.as_tensor(x), torch.as_tensor(y)):
+                return False
+    return True
+
+
+def check_traces(model_trace, guide_trace) -> None:
+    """Clear errors for a guide that does not fit ``ARDAE_ELBO`` or the model."""
+    latents = {
+        name for name, site in model_trace.iter_stochastic_nodes() if not site["is_observed"]
+    }
+    guided = set()
+    for name, site in guide_trace.iter_stochastic_nodes():
+        if not isinstance(site["fn"], ImplicitDistribution):
+            raise TypeError(
+                f"ARDAE_ELBO: guide site {name!r} has a {type(site['fn']).__name__}; "
+                "ARDAE_ELBO trains implicit guides (pyro_ardae.ImplicitGuide or "
+                "AutoImplicitGuide), whose sites come from a generator network"
+            )
+        guided.add(name)
+        if name not in model_trace.nodes or model_trace.nodes[name]["type"] != "sample":
+            raise ValueError(
+                f"ARDAE_ELBO: the guide samples {name!r} but the model has no such site; "
+                f"the model's latent sites are {sorted(latents)}"
+            )
+        model_site = model_trace.nodes[name]
+        if model_site["is_observed"]:
+            raise ValueError(f"ARDAE_ELBO: the guide samples {name!r}, which the model observes")
+        support = model_site["fn"].support
+        if support.is_discrete:
+            raise ValueError(
+                f"ARDAE_ELBO: model site {name!r} is discrete; implicit guides need "
+                "continuous latents"
+            )
+        if not _same_support(site["fn"].support, support):
+            raise ValueError(
+                f"ARDAE_ELBO: model site {name!r} has support {support}, the guide's has "
+                f"{site['fn'].support}; give the guide the same support "
+                "(ImplicitGuide(..., sites={name: support}))"
+            )
+    missing = latents - guided
+    if missing:
+        raise ValueError(
+            f"ARDAE_ELBO: the model's latent sites {sorted(missing)} are not sampled by the guide"
+        )
+    if not guided:
+        raise ValueError("ARDAE_ELBO: the guide samples no latent site")
+
+
+def _draws(guide_trace) -> dict[int, tuple[Draw, list[str]]]:
+    draws: dict[int, tuple[Draw, list[str]]] = {}
+    for name, site in guide_trace.iter_stochastic_nodes():
+        draw = site["fn"].draw
+        draws.setdefault(id(draw), (draw, []))[1].append(name)
+    return draws
+
+
+class ARDAE_ELBO(ELBO):
+    r"""ELBO for implicit guides: the entropy gradient comes from a learned score.
+
+    For a guide :math:`z = T(u)`, :math:`u = g_\phi(\epsilon)` (see
+    :class:`~pyro_ardae.ImplicitGuide`), :math:`\log q` is unknown but its gradient is not
+    needed: since :math:`\mathbb{E}_q[\nabla_\phi \log q_\phi(z)] = 0`,
+
+    .. math::
+
+        \nabla_\phi \mathbb{E}_q[\log q_\phi(z)]
+          = \nabla_\phi \mathbb{E}_\epsilon\big[\mathrm{sg}(s(u)) \cdot u
+            - \log|\det J_T(u)|\big],
+        \qquad s(u) = \nabla_u \log q(u),
+
+    (Roeder et al., 2017; Lim et al., 2020) with :math:`s` the AR-DAE estimate
+    :math:`f(u; 0)` of a :class:`~pyro_ardae.ScoreEstimator`. The generator minimises
+
+    .. math::
+
+        \mathcal{L}(\phi) = -\mathbb{E}_q[\log p(x, z)]
+            + \mathbb{E}_q\big[\mathrm{sg}(s(u)) \cdot u - \log|\det J_T(u)|\big],
+
+    whose gradient is minus the ELBO's. Each step first trains the score network of every
+    implicit guide for ``score_steps`` steps, each on ``score_samples`` fresh detached draws
+    of the current :math:`q` (per context row for an amortised guide), as in the paper.
+    Local latents are scaled like the model's site (subsampling, ``poutine.scale``).
+
+    The score networks live in :attr:`estimators` (one per guide, keyed by the guide's
+    name, built at the first step), each with its own optimiser: they are plain
+    ``torch.nn.Module`` s outside Pyro's param store, so the SVI optimiser never sees them.
+
+    **What** ``loss``, ``loss_and_grads`` **and** ``SVI.step`` **return**: the Monte Carlo
+    estimate of the *energy* :math:`\mathbb{E}_q[-\log p(x, z)]`, not the negative ELBO
+    (which would need :math:`\log q`). It can go up while the fit improves, as the
+    entropy grows.
+
+    Args:
+        num_particles: samples of :math:`q` per step for the generator's loss.
+        max_plate_nesting: as in Pyro; guessed from one run when left infinite.
+        vectorize_particles: draw the particles in one vectorised pass.
+        score_steps: AR-DAE steps per generator step.
+        score_samples: fresh samples per AR-DAE step (per context row when amortised).
+        hidden: hidden widths of the score networks.
+        parameterization: ``"vector"`` or ``"gradient"`` (gives ``log_prob`` up to a
+            constant, at the cost of double backpropagation).
+        delta: sd of the noise level :math:`\sigma` in standardised units.
+        num_noise: noise draws per sample in each AR-DAE step.
+        score_lr: learning rate of the default Adam optimiser of the score networks.
+        score_optimizer: ``params -> torch.optim.Optimizer`` to use instead.
+
+    Example:
+        >>> import pyro, pyro.distributions as dist
+        >>> from pyro.infer import SVI
+        >>> from pyro_ardae import AutoImplicitGuide
+        >>> def model():
+        ...     pyro.sample("z", dist.Normal(0.0, 1.0))
+        >>> pyro.clear_param_store()
+        >>> guide = AutoImplicitGuide(model, hidden=(16,))
+        >>> svi = SVI(model, guide, pyro.optim.Adam({"lr": 1e-2}), ARDAE_ELBO(hidden=(32,)))
+        >>> energy = svi.step()
+    """
+
+    def __init__(
+        self,
+        num_particles: int = 1,
+        max_plate_nesting: float = float("inf"),
+        vectorize_particles: bool = False,
+        *,
+        score_steps: int = 1,
+        score_samples: int = 128,
+        hidden: Sequence[int] = (128, 128, 128),
+        parameterization: Parameterization = "vector",
+        delta: float = 0.3,
+        num_noise: int = 1,
+        score_lr: float = 1e-3,
+        score_optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer] | None = None,
+    ) -> None:
+        for key, value, low in (
+            ("num_particles", num_particles, 1),
+            ("score_steps", score_steps, 0),
+            ("score_samples", score_samples, 2),
+            ("num_noise", num_noise, 1),
+        ):
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"ARDAE_ELBO: expected {key} to be an int >= {low}, got {value!r}")
+        if parameterization not in PARAMETERIZATIONS:
+            raise ValueError(
+                f"ARDAE_ELBO: expected parameterization in {PARAMETERIZATIONS}, "
+                f"got {parameterization!r}"
+            )
+        if not delta > 0:
+            raise ValueError(f"ARDAE_ELBO: expected delta > 0, got {delta!r}")
+        if not score_lr > 0:
+            raise ValueError(f"ARDAE_ELBO: expected score_lr > 0, got {score_lr!r}")
+        super().__init__(
+            num_particles=num_particles,
+            max_plate_nesting=max_plate_nesting,
+            vectorize_particles=vectorize_particles,
+        )
+        self.score_steps = score_steps
+        self.score_samples = score_samples
+        self.hidden = tuple(hidden)
+        self.parameterization = parameterization
+        self.delta = delta
+        self.num_noise = num_noise
+        self.score_optimizer = score_optimizer or (
+            lambda params: torch.optim.Adam(params, lr=score_lr)
+        )
+        self.estimators: dict[str, ScoreEstimator] = {}
+
+    # --- traces -----------------------------------------------------------------------
+    def _guess_max_plate_nesting(self, model, guide, args, kwargs) -> None:
+        # Like ELBO's, without asking the guide for a log-density it does not have.
+        with poutine.block():
+            guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
+            model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(
+                *args, **kwargs
+            )
+        guide_trace = prune_subsample_sites(guide_trace)
+        model_trace = prune_subsample_sites(model_trace)
+        check_traces(model_trace, guide_trace)
+        dims = [
+            frame.dim
+            for trace in (model_trace, guide_trace)
+            for site in trace.nodes.values()
+            if site["type"] == "sample"
+            for frame in site["cond_indep_stack"]
+            if frame.vectorized
+        ]
+        self.max_plate_nesting = -min(dims) if dims else 0
+        if self.vectorize_particles and self.num_particles > 1:
+            self.max_plate_nesting += 1
+
+    def _get_trace(self, model, guide, args, kwargs):
+        guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
+        model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(
+            *args, **kwargs
+        )
+        guide_trace = prune_subsample_sites(guide_trace)
+        model_trace = prune_subsample_sites(model_trace)
+        check_traces(model_trace, guide_trace)
+        model_trace.compute_log_prob()
+        if is_validation_enabled():
+            for site in model_trace.nodes.values():
+                if site["type"] == "sample":
+                    check_site_shape(site, self.max_plate_nesting)
+        return model_trace, guide_trace
+
+    # --- the score networks -----------------------------------------------------------
+    def _fresh(self, guide, args, kwargs) -> list[tuple[Draw, Tensor, Tensor | None]]:
+        """Fresh detached draws ``(draw, samples (n, [m,] d), context (m, k) or None)``."""
+        n = self.score_samples
+        with torch.no_grad(), poutine.block():
+            with pyro.plate("_ardae_score_samples", n, dim=-self.max_plate_nesting - 1):
+                trace = poutine.trace(guide).get_trace(*args, **kwargs)
+        out = []
+        for draw, _ in _draws(trace).values():
+            u = draw.unconstrained
+            d = u.shape[-1]
+            if draw.context is None:
+                if u.numel() != n * d:
+                    raise ValueError(
+                        f"ARDAE_ELBO: guide {draw.guide!r} has no context but its draws have "
+                        f"batch shape {tuple(u.shape[:-1])}; a batched (local) implicit "
+                        "latent needs a context (ImplicitGuide(net, context=...))"
+                    )
+                out.append((draw, u.reshape(n, d), None))
+            else:
+                ctx = draw.context.reshape(n, -1, draw.context.shape[-1])[0]
+                out.append((draw, u.reshape(n, -1, d), ctx))
+        return out
+
+    def _estimator(self, draw: Draw) -> ScoreEstimator:
+        est = self.estimators.get(draw.guide)
+        if est is None:
+            u, c = draw.unconstrained, draw.context
+            est = ScoreEstimator(
+                u.shape[-1],
+                0 if c is None else c.shape[-1],
+                hidden=self.hidden,
+                parameterization=self.parameterization,
+                delta=self.delta,
+                num_noise=self.num_noise,
+                optimizer=self.score_optimizer,
+            ).to(u)
+            self.estimators[draw.guide] = est
+        return est
+
+    def train_score(self, guide, *args, **kwargs) -> dict[str, Tensor]:
+        """Run ``score_steps`` AR-DAE steps on fresh draws of ``guide``; returns the last
+        loss of each estimator."""
+        if self.max_plate_nesting == float("inf"):
+            raise RuntimeError("ARDAE_ELBO.train_score: max_plate_nesting is not known yet")
+        losses = {}
+        for _ in range(self.score_steps):
+            for draw, samples, context in self._fresh(guide, args, kwargs):
+                losses[draw.guide] = self._estimator(draw).update(samples, context)
+        return losses
+
+    # --- the loss ---------------------------------------------------------------------
+    def _entropy_surrogate(self, model_trace, guide_trace) -> Tensor | float:
+        total: Tensor | float = 0.0
+        for draw, names in _draws(guide_trace).values():
+            scale = model_trace.nodes[names[0]]["scale"]
+            u = draw.unconstrained
+            est = self._estimator(draw)
+            if draw.context is None:
+                score = est.score(u)
+            else:
+                m = est.stats.loc.shape[0]
+                ctx = draw.context.reshape(-1, m, draw.context.shape[-1])[0]
+                score = est.score(u.reshape(-1, m, u.shape[-1]), ctx).reshape(u.shape)
+            total = total + (scale * (score * u).sum(-1)).sum()
+            for name in names:
+                log_det = guide_trace.nodes[name]["fn"].log_abs_det_jacobian
+                total = total - (model_trace.nodes[name]["scale"] * log_det).sum()
+        return total
+
+    def _prepare(self, model, guide, args, kwargs) -> None:
+        if self.max_plate_nesting == float("inf"):
+            self._guess_max_plate_nesting(model, guide, args, kwargs)
+
+    def _losses(self, model, guide, args, kwargs):
+        """Yield ``(surrogate loss, log p)`` per particle (batch of particles)."""
+        for model_trace, guide_trace in self._get_traces(model, guide, args, kwargs):
+            log_p = model_trace.log_prob_sum()
+            surrogate = self._entropy_surrogate(model_trace, guide_trace) - log_p
+            yield surrogate / self.num_particles, log_p
+
+    def loss(self, model, guide, *args, **kwargs) -> float:
+        """Estimate of the energy :math:`\\mathbb{E}_q[-\\log p(x, z)]` (no training)."""
+        self._prepare(model, guide, args, kwargs)
+        energy = 0.0
+        with torch.no_grad():
+            for model_trace, _ in self._get_traces(model, guide, args, kwargs):
+                energy -= torch_item(model_trace.log_prob_sum()) / self.num_particles
+        warn_if_nan(energy, "loss")
+        return energy
+
+    def loss_and_grads(self, model, guide, *args, **kwargs) -> float:
+        """Train the score networks, then backpropagate the generator's surrogate loss.
+
+        Returns the energy estimate :math:`\\mathbb{E}_q[-\\log p(x, z)]`."""
+        self._prepare(model, guide, args, kwargs)
+        self.train_score(guide, *args, **kwargs)
+        energy = 0.0
+        for surrogate, log_p in self._losses(model, guide, args, kwargs):
+            if surrogate.requires_grad:
+                surrogate.backward()
+            energy -= torch_item(log_p) / self.num_particles
+        warn_if_nan(energy, "loss")
+        return energy
+
+    def differentiable_loss(self, model, guide, *args, **kwargs) -> Tensor:
+        """Train the score networks, then return the generator's surrogate loss.
+
+        Its gradient is minus the ELBO's gradient; its value is the energy plus
+        :math:`\\mathbb{E}[\\mathrm{sg}(s) \\cdot u - \\log|\\det J|]`, which has no meaning of
+        its own."""
+        self._prepare(model, guide, args, kwargs)
+        self.train_score(guide, *args, **kwargs)
+        loss = sum(surrogate for surrogate, _ in self._losses(model, guide, args, kwargs))
+        warn_if_nan(loss, "loss")
+        return loss

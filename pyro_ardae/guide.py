@@ -1,0 +1,259 @@
+"""Guides whose latents come from a generator network and have no density."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import pyro
+import torch
+from pyro.distributions import TorchDistribution, constraints
+from pyro.distributions.util import sum_rightmost
+from pyro.nn import PyroModule
+from pyro.poutine.runtime import get_plates
+from torch import Tensor, nn
+from torch.distributions import biject_to
+
+NO_DENSITY = (
+    "{name!r} comes from an implicit guide and has no density, so log q cannot be "
+    "evaluated. Train it with pyro_ardae.ARDAE_ELBO (the entropy gradient comes from an "
+    "AR-DAE score estimate), not with an ELBO that needs log q such as Trace_ELBO."
+)
+
+
+@dataclass(eq=False)
+class Draw:
+    """One joint draw of an implicit guide, as the ELBO needs it.
+
+    Attributes:
+        guide: name of the guide that made it (one score network per guide).
+        unconstrained: the flat unconstrained latent, ``batch_shape + (d,)``, with the
+            graph to the generator's parameters.
+        context: the score network's context, ``batch_shape + (k,)``, or ``None``.
+    """
+
+    guide: str
+    unconstrained: Tensor
+    context: Tensor | None
+
+
+class ImplicitDistribution(TorchDistribution):
+    """The law of one site of an implicit guide: it holds the sampled value, the
+    log-determinant of the map to the site's support, and the joint :class:`Draw` it is part
+    of. It can be sampled (the value) but has no ``log_prob``: asking for one raises a
+    ``NotImplementedError`` that says to use :class:`~pyro_ardae.ARDAE_ELBO`.
+    """
+
+    arg_constraints: dict = {}
+    has_rsample = True
+
+    def __init__(
+        self,
+        name: str,
+        value: Tensor,
+        log_abs_det_jacobian: Tensor,
+        draw: Draw,
+        event_dim: int,
+        support: constraints.Constraint = constraints.real,
+    ) -> None:
+        self.name = name
+        self.value = value
+        self.log_abs_det_jacobian = log_abs_det_jacobian
+        self.draw = draw
+        self._support = support
+        batch_shape = value.shape[: value.dim() - event_dim]
+        super().__init__(batch_shape, value.shape[value.dim() - event_dim :], validate_args=False)
+
+    @constraints.dependent_property(is_discrete=False, event_dim=0)
+    def support(self) -> constraints.Constraint:
+        extra = len(self.event_shape) - self._support.event_dim
+        return constraints.independent(self._support, extra) if extra > 0 else self._support
+
+    def expand(self, batch_shape, _instance=None) -> ImplicitDistribution:
+        shape = torch.Size(batch_shape)
+        return ImplicitDistribution(
+            self.name,
+            self.value.expand(shape + self.event_shape),
+            self.log_abs_det_jacobian.expand(shape),
+            self.draw,
+            len(self.event_shape),
+            self._support,
+        )
+
+    def rsample(self, sample_shape: torch.Size = ()) -> Tensor:
+        if sample_shape:
+            raise NotImplementedError(
+                f"{self.name!r}: an implicit guide site holds one draw; call the guide again "
+                "(e.g. under a pyro.plate) for more"
+            )
+        return self.value
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        raise NotImplementedError(NO_DENSITY.format(name=self.name))
+
+
+def plate_batch_shape() -> torch.Size:
+    """The batch shape of the pyro.plates active at the call (e.g. vectorised particles)."""
+    frames = [f for f in get_plates() if f.vectorized and f.dim is not None]
+    if not frames:
+        return torch.Size()
+    shape = [1] * -min(f.dim for f in frames)
+    for f in frames:
+        shape[f.dim] = f.size
+    return torch.Size(shape)
+
+
+def emit_site(
+    name: str,
+    unconstrained: Tensor,
+    support: constraints.Constraint,
+    draw: Draw,
+    event_dim: int | None = None,
+) -> Tensor:
+    """Map an unconstrained value to ``support`` with ``biject_to`` and record it as a sample
+    site whose law is an :class:`ImplicitDistribution`. ``event_dim`` defaults to the dims
+    of the value to the right of the draw's batch shape."""
+    transform = biject_to(support)
+    value = transform(unconstrained)
+    if event_dim is None:
+        event_dim = value.dim() - draw.unconstrained.dim() + 1
+    log_det = transform.log_abs_det_jacobian(unconstrained, value)
+    batch_dims = value.dim() - event_dim
+    log_det = sum_rightmost(log_det, log_det.dim() - batch_dims)
+    fn = ImplicitDistribution(name, value, log_det, draw, event_dim, support)
+    return pyro.sample(name, fn)
+
+
+class ImplicitGuide(PyroModule):
+    r"""A guide whose latents are the output of a generator network, with no density.
+
+    .. math::
+
+        \epsilon \sim N(0, I_{e}), \qquad u = \mathrm{net}(\epsilon[, c]), \qquad
+        z = T(u),
+
+    where :math:`c = \mathrm{context}(\ast\mathrm{args}, \ast\ast\mathrm{kwargs})` is
+    optional (amortised inference, e.g. the observed ``x`` of a VAE, the state of a policy)
+    and :math:`T` is ``biject_to(support)`` of each site. The noise gets the batch shape of
+    the enclosing plates (vectorised particles) broadcast with the context's batch shape:
+    one latent per context row. The guide opens no plates of its own; the
+    :class:`~pyro_ardae.ARDAE_ELBO` takes the subsampling scale of a local latent from
+    the model's site.
+
+    ``net(noise)`` (or ``net(noise, context)``) returns a tensor of shape
+    ``batch_shape + event_shape`` when there is one site, else a dict of such tensors keyed
+    by site name. The generator's parameters live in Pyro's param store (this is a
+    :class:`~pyro.nn.PyroModule`), so any Pyro optimiser trains them.
+
+    Args:
+        net: the generator network.
+        noise_dim: dimension :math:`e` of the noise.
+        sites: the latent site names, or a mapping from name to support (default: real).
+        context: ``(*args, **kwargs) -> Tensor`` giving the context from the guide's
+            arguments, or ``None`` for a global (non-amortised) guide.
+        context_event_dim: trailing dims of the context that are features (1 for vectors).
+
+    Example:
+        >>> import pyro.distributions as dist
+        >>> def model():
+        ...     pyro.sample("z", dist.Normal(torch.zeros(2), 1.0).to_event(1))
+        >>> guide = ImplicitGuide(torch.nn.Linear(3, 2), noise_dim=3, sites="z")
+        >>> guide()["z"].shape
+        torch.Size([2])
+    """
+
+    def __init__(
+        self,
+        net: nn.Module | Callable[..., Tensor | Mapping[str, Tensor]],
+        noise_dim: int,
+        sites: str | Sequence[str] | Mapping[str, constraints.Constraint] = "z",
+        context: Callable[..., Tensor] | None = None,
+        context_event_dim: int = 1,
+    ) -> None:
+        super().__init__()
+        if not callable(net):
+            raise TypeError(f"ImplicitGuide: expected a callable net, got {type(net).__name__}")
+        if not isinstance(noise_dim, int) or noise_dim < 1:
+            raise ValueError(
+                f"ImplicitGuide: expected noise_dim to be an int >= 1, got {noise_dim!r}"
+            )
+        if context is not None and not callable(context):
+            raise TypeError(
+                "ImplicitGuide: expected context to be callable or None, "
+                f"got {type(context).__name__}"
+            )
+        if isinstance(sites, str):
+            sites = [sites]
+        if not isinstance(sites, Mapping):
+            sites = {name: constraints.real for name in sites}
+        if not sites or not all(isinstance(k, str) for k in sites):
+            raise ValueError(f"ImplicitGuide: expected one or more site names, got {sites!r}")
+        for name, support in sites.items():
+            if not isinstance(support, constraints.Constraint) or support.is_discrete:
+                raise ValueError(
+                    f"ImplicitGuide: site {name!r} needs a continuous support, got {support!r}"
+                )
+        self.net = net
+        self.noise_dim = noise_dim
+        self.supports = dict(sites)
+        self.context = context
+        self.context_event_dim = context_event_dim
+
+    def _context(self, args, kwargs) -> Tensor | None:
+        if self.context is None:
+            return None
+        c = self.context(*args, **kwargs)
+        if not isinstance(c, Tensor) or c.dim() < self.context_event_dim:
+            got = type(c).__name__ if not isinstance(c, Tensor) else f"shape {tuple(c.shape)}"
+            raise ValueError(
+                f"ImplicitGuide: context() must return a Tensor with at least "
+                f"{self.context_event_dim} feature dims, got {got}"
+            )
+        return c
+
+    def _outputs(self, noise: Tensor, context: Tensor | None) -> dict[str, Tensor]:
+        out = self.net(noise) if context is None else self.net(noise, context)
+        if isinstance(out, Tensor) and len(self.supports) == 1:
+            out = {next(iter(self.supports)): out}
+        if not isinstance(out, Mapping):
+            raise TypeError(
+                f"ImplicitGuide: net must return a dict keyed by {sorted(self.supports)}, "
+                f"got {type(out).__name__}"
+            )
+        if set(out) != set(self.supports):
+            raise ValueError(
+                f"ImplicitGuide: net returned sites {sorted(out)}, expected {sorted(self.supports)}"
+            )
+        batch = noise.shape[:-1]
+        for name, value in out.items():
+            if not isinstance(value, Tensor) or value.shape[: len(batch)] != batch:
+                got = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+                raise ValueError(
+                    f"ImplicitGuide: net output for {name!r} must have shape "
+                    f"{tuple(batch)} + event_shape (the noise batch shape), got {got}"
+                )
+        return out
+
+    def forward(self, *args, **kwargs) -> dict[str, Tensor]:
+        """Draw the latents; returns a dict from site name to (constrained) value."""
+        context = self._context(args, kwargs)
+        batch = plate_batch_shape()
+        if context is not None:
+            ctx_batch = context.shape[: context.dim() - self.context_event_dim]
+            batch = torch.broadcast_shapes(batch, ctx_batch)
+            context = context.expand(batch + context.shape[len(ctx_batch) :])
+        param = next(iter(self.parameters()), None)
+        ref = context if context is not None else param
+        noise = torch.randn(
+            batch + (self.noise_dim,),
+            dtype=ref.dtype if ref is not None else torch.get_default_dtype(),
+            device=ref.device if ref is not None else None,
+        )
+        out = self._outputs(noise, context)
+        flat = torch.cat([out[k].reshape(batch + (-1,)) for k in self.supports], -1)
+        ctx_flat = None if context is None else context.reshape(batch + (-1,)).detach()
+        draw = Draw(self._pyro_name, flat, ctx_flat)
+        return {
+            name: emit_site(name, out[name], support, draw)
+            for name, support in self.supports.items()
+        }

@@ -1,0 +1,137 @@
+"""The AR-DAE score network :math:`f(y; \\sigma, c)`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+Parameterization = Literal["vector", "gradient"]
+PARAMETERIZATIONS = ("vector", "gradient")
+
+
+def mlp(
+    in_dim: int, hidden: Sequence[int], out_dim: int, activation: type[nn.Module]
+) -> nn.Sequential:
+    """A plain MLP ``in_dim -> hidden... -> out_dim`` whose last layer starts at zero."""
+    layers: list[nn.Module] = []
+    for width in hidden:
+        layers += [nn.Linear(in_dim, width), activation()]
+        in_dim = width
+    last = nn.Linear(in_dim, out_dim)
+    nn.init.zeros_(last.weight)
+    nn.init.zeros_(last.bias)
+    return nn.Sequential(*layers, last)
+
+
+class ScoreNet(nn.Module):
+    r"""Amortised residual DAE :math:`f(y; \sigma, c) \approx \nabla_y \log q(y \mid c)`.
+
+    One network for every use: an MLP of ``[y, sigma / delta, c]`` (the context ``c`` is
+    optional). Two parameterisations (Lim et al., 2020, Sec. 4):
+
+    * ``"vector"``: :math:`f = -\frac{y}{1 + \sigma^2} + h(y, \sigma, c)` with
+      :math:`h: \mathbb{R}^{d + 1 + k} \to \mathbb{R}^d`;
+    * ``"gradient"``: :math:`f = -\nabla_y F` with
+      :math:`F = \frac{\|y\|^2}{2 (1 + \sigma^2)} + h(y, \sigma, c)` and scalar :math:`h`,
+      so that :math:`-F(y, 0, c)` is :math:`\log q(y \mid c)` up to a constant.
+
+    The inputs ``y`` are meant to be standardised (zero mean, unit variance under
+    :math:`q`), see :class:`~pyro_ardae.estimator.ScoreEstimator`. The fixed Gaussian
+    term is then the exact optimum :math:`f^*(y; \sigma)` for a standard normal
+    :math:`q`, and since the last layer of :math:`h` starts at zero an untrained network
+    already returns the score of the moment-matched Gaussian; :math:`h` learns the rest.
+
+    Args:
+        dim: dimension :math:`d` of :math:`y`.
+        context_dim: dimension :math:`k` of the context, 0 for none.
+        hidden: widths of the hidden layers.
+        parameterization: ``"vector"`` or ``"gradient"``.
+        delta: scale of the training noise levels; ``sigma`` is fed as ``sigma / delta``.
+        activation: hidden activation; smooth by default since ``"gradient"`` needs
+            second derivatives.
+
+    References:
+        J. H. Lim, A. Courville, C. Pal, C.-W. Huang, "AR-DAE: Towards Unbiased Neural
+        Entropy Gradient Estimation", ICML 2020, arXiv:2006.05164.
+
+    Example:
+        >>> net = ScoreNet(3, hidden=(32, 32))
+        >>> y = torch.randn(5, 3)
+        >>> net(y, torch.zeros(5, 1)).shape
+        torch.Size([5, 3])
+        >>> torch.allclose(net(y, torch.zeros(5, 1)), -y)  # untrained: standard normal
+        True
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        context_dim: int = 0,
+        hidden: Sequence[int] = (128, 128, 128),
+        parameterization: Parameterization = "vector",
+        delta: float = 0.3,
+        activation: type[nn.Module] = nn.Softplus,
+    ) -> None:
+        super().__init__()
+        if not isinstance(dim, int) or dim < 1:
+            raise ValueError(f"ScoreNet: expected dim to be a positive int, got {dim!r}")
+        if not isinstance(context_dim, int) or context_dim < 0:
+            raise ValueError(
+                f"ScoreNet: expected context_dim to be an int >= 0, got {context_dim!r}"
+            )
+        if parameterization not in PARAMETERIZATIONS:
+            raise ValueError(
+                f"ScoreNet: expected parameterization in {PARAMETERIZATIONS}, "
+                f"got {parameterization!r}"
+            )
+        if not delta > 0:
+            raise ValueError(f"ScoreNet: expected delta > 0, got {delta!r}")
+        self.dim = dim
+        self.context_dim = context_dim
+        self.parameterization = parameterization
+        self.delta = float(delta)
+        out_dim = dim if parameterization == "vector" else 1
+        self.h = mlp(dim + 1 + context_dim, hidden, out_dim, activation)
+
+    def _h(self, y: Tensor, sigma: Tensor, context: Tensor | None) -> Tensor:
+        parts = [y, sigma.expand(y.shape[:-1] + (1,)) / self.delta]
+        if self.context_dim:
+            if context is None:
+                raise ValueError(
+                    f"ScoreNet: this network takes a context of size {self.context_dim}, got None"
+                )
+            parts.append(context.expand(y.shape[:-1] + context.shape[-1:]))
+        elif context is not None:
+            raise ValueError("ScoreNet: this network was built without a context, got one")
+        return self.h(torch.cat(parts, dim=-1))
+
+    def energy(self, y: Tensor, sigma: Tensor, context: Tensor | None = None) -> Tensor:
+        """The scalar :math:`F(y, \\sigma, c)` of the ``"gradient"`` form, ``y.shape[:-1]``."""
+        if self.parameterization != "gradient":
+            raise ValueError(
+                "ScoreNet.energy needs parameterization='gradient', "
+                f"this network is {self.parameterization!r}"
+            )
+        quad = 0.5 * y.pow(2).sum(-1) / (1 + sigma.squeeze(-1) ** 2)
+        return quad + self._h(y, sigma, context).squeeze(-1)
+
+    def forward(
+        self, y: Tensor, sigma: Tensor, context: Tensor | None = None, create_graph: bool = False
+    ) -> Tensor:
+        r"""The score estimate :math:`f(y; \sigma, c)`, same shape as ``y``.
+
+        ``sigma`` has shape ``y.shape[:-1] + (1,)`` (or broadcasts to it). With the
+        ``"gradient"`` form, ``create_graph=True`` keeps the graph of :math:`\nabla_y F`
+        so that a loss on the output can be differentiated (training).
+        """
+        if self.parameterization == "vector":
+            return self._h(y, sigma, context) - y / (1 + sigma**2)
+        with torch.enable_grad():
+            if not y.requires_grad:
+                y = y.detach().requires_grad_(True)
+            energy = self.energy(y, sigma, context)
+            (grad,) = torch.autograd.grad(energy.sum(), y, create_graph=create_graph)
+        return -grad

@@ -1,0 +1,136 @@
+"""The score network and estimator against analytic scores."""
+
+import math
+
+import pytest
+import torch
+
+from pyro_ardae import ScoreEstimator, ScoreNet, ardae_loss
+from pyro_ardae.loss import sample_noise
+
+
+def test_untrained_net_is_standard_normal_score():
+    net = ScoreNet(3, hidden=(8,))
+    y = torch.randn(10, 3)
+    sigma = torch.full((10, 1), 0.5)
+    assert torch.allclose(net(y, sigma), -y / 1.25)
+    grad_net = ScoreNet(3, hidden=(8,), parameterization="gradient")
+    assert torch.allclose(grad_net(y, sigma), -y / 1.25, atol=1e-6)
+
+
+def test_loss_optimum_is_smoothed_score():
+    # For q = N(0, 1) the minimiser of the loss at sigma is -x / (1 + sigma^2): the untrained
+    # net. Its loss must be below that of a net scaled off the optimum.
+    torch.manual_seed(0)
+    net = ScoreNet(1, hidden=(4,))
+    y = torch.randn(200_000, 1)
+    u, sigma = sample_noise(y, 0.5)
+    best = ardae_loss(net, y, u, sigma)
+    with torch.no_grad():
+        net.h[-1].bias.fill_(0.3)
+    assert ardae_loss(net, y, u, sigma) > best + 0.01
+
+
+def correlated_gaussian(n, rho=0.9):
+    cov = torch.tensor([[1.0, 2 * rho], [2 * rho, 4.0]])
+    loc = torch.tensor([1.0, -3.0])
+    chol = torch.linalg.cholesky(cov)
+    return loc + torch.randn(n, 2) @ chol.T, loc, torch.linalg.inv(cov)
+
+
+@pytest.mark.parametrize("parameterization", ["vector", "gradient"])
+def test_score_of_correlated_gaussian(parameterization):
+    torch.manual_seed(0)
+    est = ScoreEstimator(2, hidden=(64, 64), parameterization=parameterization)
+    for _ in range(300):
+        z, loc, prec = correlated_gaussian(256)
+        est.update(z)
+    est.set_stats(correlated_gaussian(100_000)[0], momentum=0.0)
+    z, loc, prec = correlated_gaussian(2000)
+    exact = -(z - loc) @ prec
+    rel = (est.score(z) - exact).norm(dim=-1).mean() / exact.norm(dim=-1).mean()
+    assert rel < 0.1
+
+
+def mog_score(x):
+    mus, var = torch.tensor([-2.0, 2.0]), 0.25
+    w = torch.softmax(-((x - mus) ** 2) / (2 * var), -1)
+    return (w * (mus - x) / var).sum(-1, keepdim=True)
+
+
+def test_score_of_1d_mixture():
+    torch.manual_seed(0)
+    n = 20_000
+    x = torch.where(torch.rand(n, 1) < 0.5, -2.0, 2.0) + 0.5 * torch.randn(n, 1)
+    est = ScoreEstimator(1, hidden=(64, 64, 64), num_noise=4)
+    est.fit(x, num_steps=1500, batch_size=512)
+    test = torch.where(torch.rand(2000, 1) < 0.5, -2.0, 2.0) + 0.5 * torch.randn(2000, 1)
+    err = (est.score(test) - mog_score(test)).abs().mean()
+    # E|score| is about 2.3 here; a Gaussian fit to the mixture gets about 2.0 wrong.
+    assert err < 0.35
+
+
+def test_log_prob_up_to_constant():
+    torch.manual_seed(0)
+    z, loc, prec = correlated_gaussian(50_000)
+    est = ScoreEstimator(2, hidden=(32,), parameterization="gradient")
+    est.fit(z, num_steps=50)
+    a, b = z[:100], z[100:200]
+    exact = -0.5 * ((a - loc) @ prec * (a - loc)).sum(-1) + 0.5 * (
+        (b - loc) @ prec * (b - loc)
+    ).sum(-1)
+    assert torch.allclose(est.log_prob(a) - est.log_prob(b), exact, atol=0.2)
+
+
+def test_per_context_mode_scores_each_row():
+    # Two contexts with different scales: the score per row follows its own Gaussian.
+    torch.manual_seed(0)
+    scales = torch.tensor([[0.1], [10.0]])
+    context = torch.tensor([[0.0], [1.0]])
+    est = ScoreEstimator(1, context_dim=1, hidden=(16,))
+    est.update(scales * torch.randn(4000, 2, 1), context)
+    z = torch.tensor([[[0.05], [5.0]]])
+    expected = -z / scales**2
+    assert torch.allclose(est.score(z, context), expected, rtol=0.1)
+
+
+def test_score_gradient_is_stopped():
+    est = ScoreEstimator(2, hidden=(8,))
+    est.update(torch.randn(64, 2))
+    z = torch.randn(5, 2, requires_grad=True)
+    assert not est.score(z).requires_grad
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"dim": 0}, "dim"),
+        ({"dim": 2, "parameterization": "scalar"}, "parameterization"),
+        ({"dim": 2, "delta": 0.0}, "delta"),
+        ({"dim": 2, "context_dim": -1}, "context_dim"),
+    ],
+)
+def test_score_net_bad_input(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ScoreNet(**kwargs)
+
+
+def test_estimator_bad_input():
+    est = ScoreEstimator(2, hidden=(8,))
+    with pytest.raises(ValueError, match=r"\(n, 2\)"):
+        est.update(torch.randn(10, 3))
+    with pytest.raises(TypeError, match="Tensor"):
+        est.update([[1.0, 2.0]])
+    with pytest.raises(ValueError, match="without a context"):
+        est.update(torch.randn(10, 2), torch.randn(10, 1))
+    with pytest.raises(RuntimeError, match="no statistics"):
+        est.score(torch.randn(3, 2))
+    with pytest.raises(ValueError, match="gradient"):
+        est.update(torch.randn(10, 2))
+        est.log_prob(torch.randn(3, 2))
+    ctx = ScoreEstimator(2, context_dim=3, hidden=(8,))
+    with pytest.raises(ValueError, match=r"context of shape \(m, 3\)"):
+        ctx.update(torch.randn(10, 4, 2))
+    with pytest.raises(ValueError, match="context rows"):
+        ctx.update(torch.randn(10, 4, 2), torch.randn(5, 3))
+    assert math.isfinite(ctx.update(torch.randn(10, 4, 2), torch.randn(4, 3)).item())
