@@ -99,7 +99,7 @@ def dae_error(x_eval: Tensor, steps: int, sigma: float, residual: bool) -> float
     else:
         widths = (1, *HIDDEN)
         layers: list[nn.Module] = []
-        for i, o in zip(widths[:-1], widths[1:]):
+        for i, o in zip(widths[:-1], widths[1:], strict=True):
             layers += [nn.Linear(i, o), ACTIVATION()]
         net = nn.Sequential(*layers, nn.Linear(widths[-1], 1))
     opt, lr_step = cosine_adam(net.parameters(), steps)

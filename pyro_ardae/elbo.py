@@ -157,7 +157,7 @@ class ARDAE_ELBO(ELBO):
         score_samples: int = 128,
         hidden: Sequence[int] = (128, 128, 128),
         parameterization: Parameterization = "vector",
-        delta: float = 0.3,
+        delta: float = 0.1,
         num_noise: int = 1,
         score_lr: float = 1e-3,
         score_optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer] | None = None,
@@ -239,7 +239,7 @@ class ARDAE_ELBO(ELBO):
         n = self.score_samples
         with torch.no_grad(), poutine.block():
             with pyro.plate("_ardae_score_samples", n, dim=-self.max_plate_nesting - 1):
-                trace = poutine.trace(guide).get_trace(*args, **kwargs)
+                trace = prune_subsample_sites(poutine.trace(guide).get_trace(*args, **kwargs))
         out = []
         for draw, _ in _draws(trace).values():
             u = draw.unconstrained

@@ -48,13 +48,23 @@ class Standardization(NamedTuple):
 
 
 def moments(samples: Tensor, tril: bool) -> tuple[Tensor, Tensor]:
-    """Mean and covariance (``tril``) or variance over the first dimension of ``samples``."""
+    r"""Mean and covariance (``tril``) or per-coordinate variance over the first dimension
+    of ``samples``, the covariance inflated so that its inverse is unbiased for Gaussian
+    samples: :math:`\mathbb{E}[\hat\Sigma^{-1}] = \frac{n-1}{n-d-2}\Sigma^{-1}` for the usual
+    estimate, which would otherwise inflate a fitted variance by :math:`(d + 1)/n`."""
     n = samples.shape[0]
+    d = samples.shape[-1] if tril else 1
+    if n <= d + 2:
+        raise ValueError(
+            f"ScoreEstimator: whitening {d}-dim samples needs more than {d + 2} of them, got {n}"
+        )
     loc = samples.mean(0)
     centred = samples - loc
     if tril:
-        return loc, centred.T @ centred / max(n - 1, 1)
-    return loc, centred.pow(2).sum(0) / max(n - 1, 1)
+        cov = centred.T @ centred
+    else:
+        cov = centred.pow(2).sum(0)
+    return loc, cov / (n - d - 2)
 
 
 def standardization(loc: Tensor, cov: Tensor, tril: bool) -> Standardization:
@@ -94,7 +104,7 @@ class ScoreEstimator(nn.Module):
             :meth:`log_prob`).
         delta: :math:`\sigma \sim N(0, \delta^2)` in whitened units.
         num_noise: noise draws :math:`(u, \sigma)` per sample in each step.
-        momentum: weight of the past in the covariance's moving average (global mode).
+        activation: hidden activation of the :class:`ScoreNet`.
         optimizer: ``params -> torch.optim.Optimizer``; Adam with ``lr=1e-3`` by default.
 
     Example:
@@ -113,21 +123,17 @@ class ScoreEstimator(nn.Module):
         *,
         hidden: Sequence[int] = (128, 128, 128),
         parameterization: Parameterization = "vector",
-        delta: float = 0.3,
+        delta: float = 0.1,
         num_noise: int = 1,
-        momentum: float = 0.9,
+        activation: type[nn.Module] = nn.SiLU,
         optimizer: OptimizerFn | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(num_noise, int) or num_noise < 1:
             raise ValueError(f"ScoreEstimator: expected num_noise >= 1, got {num_noise!r}")
-        if not 0 <= momentum < 1:
-            raise ValueError(f"ScoreEstimator: expected 0 <= momentum < 1, got {momentum!r}")
-        self.net = ScoreNet(dim, context_dim, hidden, parameterization, delta)
+        self.net = ScoreNet(dim, context_dim, hidden, parameterization, delta, activation)
         self.num_noise = num_noise
-        self.momentum = momentum
         self.stats: Standardization | None = None
-        self._cov: Tensor | None = None
         optimizer = optimizer or (lambda params: torch.optim.Adam(params, lr=1e-3))
         self.optimizer = optimizer(self.net.parameters())
 
@@ -164,11 +170,8 @@ class ScoreEstimator(nn.Module):
             raise ValueError("ScoreEstimator: built without a context, got one")
 
     @torch.no_grad()
-    def set_stats(
-        self, samples: Tensor, context: Tensor | None = None, momentum: float | None = None
-    ) -> Standardization:
-        """Set the whitening map from ``samples`` (``(n, d)``, or ``(n, m, d)`` per context);
-        ``momentum`` overrides the moving average's (0: these samples only)."""
+    def set_stats(self, samples: Tensor, context: Tensor | None = None) -> Standardization:
+        """Set the whitening map from ``samples`` (``(n, d)``, or ``(n, m, d)`` per context)."""
         self._check(samples, context, 3 if self.context_dim else 2)
         if not self.context_dim and samples.dim() != 2:
             raise ValueError(
@@ -176,12 +179,7 @@ class ScoreEstimator(nn.Module):
                 f"got {tuple(samples.shape)}"
             )
         tril = not self.context_dim
-        loc, cov = moments(samples, tril)
-        m = self.momentum if momentum is None else momentum
-        if tril and self._cov is not None and self._cov.shape == cov.shape and m > 0:
-            cov = m * self._cov + (1 - m) * cov
-        self._cov = cov if tril else None
-        self.stats = standardization(loc, cov, tril)
+        self.stats = standardization(*moments(samples, tril), tril)
         return self.stats
 
     def _whiten(self, z: Tensor) -> Tensor:
@@ -223,7 +221,7 @@ class ScoreEstimator(nn.Module):
         context: Tensor | None = None,
     ) -> list[float]:
         """Fit the score of a fixed sample set by minibatch steps; returns the losses."""
-        self.set_stats(samples, context, momentum=0.0)
+        self.set_stats(samples, context)
         n = samples.shape[0]
         losses = []
         for _ in range(num_steps):

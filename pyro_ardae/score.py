@@ -72,8 +72,8 @@ class ScoreNet(nn.Module):
         context_dim: int = 0,
         hidden: Sequence[int] = (128, 128, 128),
         parameterization: Parameterization = "vector",
-        delta: float = 0.3,
-        activation: type[nn.Module] = nn.Softplus,
+        delta: float = 0.1,
+        activation: type[nn.Module] = nn.SiLU,
     ) -> None:
         super().__init__()
         if not isinstance(dim, int) or dim < 1:
