@@ -39,7 +39,7 @@ from pyro_ardae import ScoreEstimator, ScoreNet, ardae_loss
 MEANS = torch.tensor([-2.0, 2.0])
 SD = 0.5
 HIDDEN = (128, 128, 128)
-ACTIVATION = nn.SiLU  # ScoreNet's default Softplus stalls here (see the table in the docs)
+ACTIVATION = nn.SiLU  # ScoreNet's default; Softplus stalls here (see docs/benchmarks.md)
 DELTA = 0.1  # sigma ~ N(0, DELTA^2) in standardised units
 LR, LR_END = 3e-3, 1e-5  # Adam, cosine decay over the run
 BATCH = 512  # fresh samples of p per step
@@ -67,16 +67,23 @@ def error(x: Tensor, score: Tensor) -> float:
 
 def cosine_adam(params, steps: int) -> tuple[torch.optim.Optimizer, Callable[[], None]]:
     opt = torch.optim.Adam(params, lr=LR)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=LR_END)
-    return opt, sched.step
+    return opt, cosine(opt, steps)
+
+
+def cosine(opt: torch.optim.Optimizer, steps: int) -> Callable[[], None]:
+    return torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=LR_END).step
 
 
 def ardae_error(x_eval: Tensor, steps: int) -> float:
     """Train an AR-DAE through :class:`ScoreEstimator` on fresh batches; error at sigma = 0."""
-    est = ScoreEstimator(1, hidden=HIDDEN, delta=DELTA)
-    # ScoreEstimator takes no activation: swap in a SiLU ScoreNet and its optimiser.
-    est.net = ScoreNet(1, hidden=HIDDEN, delta=DELTA, activation=ACTIVATION)
-    est.optimizer, lr_step = cosine_adam(est.net.parameters(), steps)
+    est = ScoreEstimator(
+        1,
+        hidden=HIDDEN,
+        delta=DELTA,
+        activation=ACTIVATION,
+        optimizer=lambda params: torch.optim.Adam(params, lr=LR),
+    )
+    lr_step = cosine(est.optimizer, steps)
     est.set_stats(sample(100_000))
     for _ in range(steps):
         est.step(sample(BATCH))

@@ -189,3 +189,22 @@ def test_cuda():
     guide = AutoImplicitGuide(model, hidden=(8,)).cuda()
     elbo = fit(model, guide, (x,), steps=5)
     assert next(iter(elbo.estimators.values())).stats.loc.is_cuda
+
+
+def eight_schools(sigma, y=None):
+    mu = pyro.sample("mu", dist.Normal(0.0, 5.0))
+    tau = pyro.sample("tau", dist.HalfCauchy(5.0))
+    with pyro.plate("schools", len(sigma)):
+        eta = pyro.sample("eta", dist.Normal(0.0, 1.0))
+        pyro.sample("obs", dist.Normal(mu + tau * eta, sigma), obs=y)
+
+
+def test_latents_in_a_full_plate():
+    y = torch.tensor([28.0, 8.0, -3.0, 7.0, -1.0, 1.0, 18.0, 12.0])
+    sigma = torch.tensor([15.0, 10.0, 16.0, 11.0, 9.0, 11.0, 10.0, 18.0])
+    guide = AutoImplicitGuide(eight_schools, hidden=(16,))
+    fit(eight_schools, guide, (sigma, y), steps=20)
+    post = posterior(eight_schools, guide, (sigma, y), n=100, sites=["mu", "tau", "eta"])
+    assert post["eta"].shape == (100, 8)
+    assert post["tau"].shape == (100, 1) and (post["tau"] > 0).all()
+    assert guide.latent_dim == 10

@@ -1,0 +1,30 @@
+"""Every example runs end to end at a shrunk setting (cf. Pyro's tests/test_examples.py)."""
+
+import importlib.util
+import math
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+SHRUNK = {"banana.py": ["--steps", "30", "--num-samples", "200"]}
+
+
+def test_every_example_is_listed():
+    assert sorted(p.name for p in EXAMPLES.glob("*.py")) == sorted(SHRUNK)
+
+
+def load(name):
+    spec = importlib.util.spec_from_file_location(name[:-3], EXAMPLES / name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name", sorted(SHRUNK))
+def test_example_runs(name, tmp_path):
+    module = load(name)
+    out = tmp_path / "figure.png"
+    result = module.main(module.parser().parse_args([*SHRUNK[name], "--out", str(out)]))
+    assert out.exists()
+    assert all(math.isfinite(v) for v in result.values())
