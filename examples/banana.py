@@ -20,7 +20,7 @@ import torch
 from pyro.infer import SVI, Predictive, Trace_ELBO
 from pyro.infer.autoguide import AutoNormal
 
-from pyro_ardae import ARDAE_ELBO, AutoImplicitGuide
+from pyro_ardae import ARDAE_ELBO, AutoImplicitGuide, energy_distance
 
 
 def model():
@@ -31,15 +31,6 @@ def model():
 def exact_samples(n: int) -> torch.Tensor:
     z1 = 2.0 * torch.randn(n)
     return torch.stack([z1, z1**2 / 4 - 1 + 0.5 * torch.randn(n)], -1)
-
-
-def energy_distance(x: torch.Tensor, y: torch.Tensor) -> float:
-    """2 E|X - Y| - E|X - X'| - E|Y - Y'| (Szekely & Rizzo), coordinates scaled by sd(y)."""
-    scale = y.std(0)
-    x, y = x / scale, y / scale
-    return (
-        2 * torch.cdist(x, y).mean() - torch.cdist(x, x).mean() - torch.cdist(y, y).mean()
-    ).item()
 
 
 def fit(guide, elbo, steps: int, lr: float) -> float:

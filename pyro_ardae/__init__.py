@@ -6,6 +6,7 @@ density), :class:`ARDAE_ELBO` (their ELBO), and the score estimator they use,
 """
 
 from .autoguide import AutoImplicitGuide, Generator
+from .diagnostics import energy_distance
 from .elbo import ARDAE_ELBO
 from .estimator import ScoreEstimator, Standardization
 from .guide import ImplicitDistribution, ImplicitGuide
@@ -22,4 +23,5 @@ __all__ = [
     "ScoreNet",
     "Standardization",
     "ardae_loss",
+    "energy_distance",
 ]

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from torch.distributions import biject_to
 
 from .guide import Draw, emit_site, plate_batch_shape
-from .score import mlp
+from .score import Parameterization, mlp, score_spec
 
 
 class Generator(nn.Module):
@@ -66,6 +66,10 @@ class AutoImplicitGuide(AutoContinuous):
         init_loc_fn: per-site initialisation of :math:`\mu`, as in Pyro's autoguides.
         init_scale: initial sd of each unconstrained coordinate.
         activation: the MLP's activation.
+        score_hidden: hidden widths of the guide's score network.
+        score_parameterization: ``"vector"`` or ``"gradient"``, as in
+            :class:`~pyro_ardae.ImplicitGuide`.
+        score_delta: sd of the score network's noise levels (whitened units).
 
     Example:
         >>> import pyro, pyro.distributions as dist
@@ -85,6 +89,9 @@ class AutoImplicitGuide(AutoContinuous):
         init_loc_fn: Callable = init_to_median,
         init_scale: float = 0.1,
         activation: type[nn.Module] = nn.ELU,
+        score_hidden: Sequence[int] = (128, 128, 128),
+        score_parameterization: Parameterization = "vector",
+        score_delta: float = 0.1,
     ) -> None:
         if noise_dim is not None and (not isinstance(noise_dim, int) or noise_dim < 1):
             raise ValueError(
@@ -97,6 +104,9 @@ class AutoImplicitGuide(AutoContinuous):
         self._hidden = tuple(hidden)
         self._init_scale = init_scale
         self._activation = activation
+        self.score_spec = score_spec(
+            "AutoImplicitGuide", score_hidden, score_parameterization, score_delta
+        )
 
     def _check_sites(self, *args, **kwargs) -> None:
         trace = poutine.block(poutine.trace(self.model).get_trace)(*args, **kwargs)
@@ -144,7 +154,7 @@ class AutoImplicitGuide(AutoContinuous):
             self._setup_prototype(*args, **kwargs)
         latent = self.sample_latent(*args, **kwargs)
         plates = self._create_plates(*args, **kwargs)
-        draw = Draw(self._pyro_name, latent, None)
+        draw = Draw(self._pyro_name, latent, None, self.score_spec)
         result = {}
         for site, unconstrained in self._unpack_latent(latent):
             name = site["name"]

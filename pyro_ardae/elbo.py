@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 
 import pyro
 import torch
@@ -16,7 +16,6 @@ from torch.distributions import constraints
 
 from .estimator import ScoreEstimator
 from .guide import Draw, ImplicitDistribution
-from .score import PARAMETERIZATIONS, Parameterization
 
 
 def _same_support(a: constraints.Constraint, b: constraints.Constraint) -> bool:
@@ -112,9 +111,11 @@ class ARDAE_ELBO(ELBO):
     of the current :math:`q` (per context row for an amortised guide), as in the paper.
     Local latents are scaled like the model's site (subsampling, ``poutine.scale``).
 
-    The score networks live in :attr:`estimators` (one per guide, keyed by the guide's
-    name, built at the first step), each with its own optimiser: they are plain
-    ``torch.nn.Module`` s outside Pyro's param store, so the SVI optimiser never sees them.
+    The guide says what its score network looks like (``score_hidden``,
+    ``score_parameterization``, ``score_delta``); the ELBO builds and trains it. The score
+    networks live in :attr:`estimators` (one per guide, keyed by the guide's name, built at
+    the first step), each with its own optimiser: they are plain ``torch.nn.Module`` s
+    outside Pyro's param store, so the SVI optimiser never sees them.
 
     **What** ``loss``, ``loss_and_grads`` **and** ``SVI.step`` **return**: the Monte Carlo
     estimate of the *energy* :math:`\mathbb{E}_q[-\log p(x, z)]`, not the negative ELBO
@@ -127,10 +128,6 @@ class ARDAE_ELBO(ELBO):
         vectorize_particles: draw the particles in one vectorised pass.
         score_steps: AR-DAE steps per generator step.
         score_samples: fresh samples per AR-DAE step (per context row when amortised).
-        hidden: hidden widths of the score networks.
-        parameterization: ``"vector"`` or ``"gradient"`` (gives ``log_prob`` up to a
-            constant, at the cost of double backpropagation).
-        delta: sd of the noise level :math:`\sigma` in standardised units.
         num_noise: noise draws per sample in each AR-DAE step.
         score_lr: learning rate of the default Adam optimiser of the score networks.
         score_optimizer: ``params -> torch.optim.Optimizer`` to use instead.
@@ -142,8 +139,8 @@ class ARDAE_ELBO(ELBO):
         >>> def model():
         ...     pyro.sample("z", dist.Normal(0.0, 1.0))
         >>> pyro.clear_param_store()
-        >>> guide = AutoImplicitGuide(model, hidden=(16,))
-        >>> svi = SVI(model, guide, pyro.optim.Adam({"lr": 1e-2}), ARDAE_ELBO(hidden=(32,)))
+        >>> guide = AutoImplicitGuide(model, hidden=(16,), score_hidden=(32,))
+        >>> svi = SVI(model, guide, pyro.optim.Adam({"lr": 1e-2}), ARDAE_ELBO())
         >>> energy = svi.step()
     """
 
@@ -155,9 +152,6 @@ class ARDAE_ELBO(ELBO):
         *,
         score_steps: int = 1,
         score_samples: int = 128,
-        hidden: Sequence[int] = (128, 128, 128),
-        parameterization: Parameterization = "vector",
-        delta: float = 0.1,
         num_noise: int = 1,
         score_lr: float = 1e-3,
         score_optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer] | None = None,
@@ -170,13 +164,6 @@ class ARDAE_ELBO(ELBO):
         ):
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ValueError(f"ARDAE_ELBO: expected {key} to be an int >= {low}, got {value!r}")
-        if parameterization not in PARAMETERIZATIONS:
-            raise ValueError(
-                f"ARDAE_ELBO: expected parameterization in {PARAMETERIZATIONS}, "
-                f"got {parameterization!r}"
-            )
-        if not delta > 0:
-            raise ValueError(f"ARDAE_ELBO: expected delta > 0, got {delta!r}")
         if not score_lr > 0:
             raise ValueError(f"ARDAE_ELBO: expected score_lr > 0, got {score_lr!r}")
         super().__init__(
@@ -186,9 +173,6 @@ class ARDAE_ELBO(ELBO):
         )
         self.score_steps = score_steps
         self.score_samples = score_samples
-        self.hidden = tuple(hidden)
-        self.parameterization = parameterization
-        self.delta = delta
         self.num_noise = num_noise
         self.score_optimizer = score_optimizer or (
             lambda params: torch.optim.Adam(params, lr=score_lr)
@@ -264,9 +248,9 @@ class ARDAE_ELBO(ELBO):
             est = ScoreEstimator(
                 u.shape[-1],
                 0 if c is None else c.shape[-1],
-                hidden=self.hidden,
-                parameterization=self.parameterization,
-                delta=self.delta,
+                hidden=draw.spec.hidden,
+                parameterization=draw.spec.parameterization,
+                delta=draw.spec.delta,
                 num_noise=self.num_noise,
                 optimizer=self.score_optimizer,
             ).to(u)

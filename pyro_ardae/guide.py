@@ -14,6 +14,8 @@ from pyro.poutine.runtime import get_plates
 from torch import Tensor, nn
 from torch.distributions import biject_to
 
+from .score import Parameterization, ScoreSpec, score_spec
+
 NO_DENSITY = (
     "{name!r} comes from an implicit guide and has no density, so log q cannot be "
     "evaluated. Train it with pyro_ardae.ARDAE_ELBO (the entropy gradient comes from an "
@@ -30,11 +32,13 @@ class Draw:
         unconstrained: the flat unconstrained latent, ``batch_shape + (d,)``, with the
             graph to the generator's parameters.
         context: the score network's context, ``batch_shape + (k,)``, or ``None``.
+        spec: the architecture of the guide's score network.
     """
 
     guide: str
     unconstrained: Tensor
     context: Tensor | None
+    spec: ScoreSpec
 
 
 class ImplicitDistribution(TorchDistribution):
@@ -152,6 +156,12 @@ class ImplicitGuide(PyroModule):
         context: ``(*args, **kwargs) -> Tensor`` giving the context from the guide's
             arguments, or ``None`` for a global (non-amortised) guide.
         context_event_dim: trailing dims of the context that are features (1 for vectors).
+        score_hidden: hidden widths of the guide's score network
+            (:class:`~pyro_ardae.ScoreNet`, trained by :class:`~pyro_ardae.ARDAE_ELBO`).
+        score_parameterization: ``"vector"`` or ``"gradient"`` (gives
+            :meth:`~pyro_ardae.ScoreEstimator.log_prob` up to a constant, at the cost of
+            double backpropagation).
+        score_delta: sd of the score network's noise levels :math:`\sigma` (whitened units).
 
     Example:
         >>> import pyro.distributions as dist
@@ -169,6 +179,9 @@ class ImplicitGuide(PyroModule):
         sites: str | Sequence[str] | Mapping[str, constraints.Constraint] = "z",
         context: Callable[..., Tensor] | None = None,
         context_event_dim: int = 1,
+        score_hidden: Sequence[int] = (128, 128, 128),
+        score_parameterization: Parameterization = "vector",
+        score_delta: float = 0.1,
     ) -> None:
         super().__init__()
         if not callable(net):
@@ -198,6 +211,9 @@ class ImplicitGuide(PyroModule):
         self.supports = dict(sites)
         self.context = context
         self.context_event_dim = context_event_dim
+        self.score_spec = score_spec(
+            "ImplicitGuide", score_hidden, score_parameterization, score_delta
+        )
 
     def _context(self, args, kwargs) -> Tensor | None:
         if self.context is None:
@@ -252,7 +268,7 @@ class ImplicitGuide(PyroModule):
         out = self._outputs(noise, context)
         flat = torch.cat([out[k].reshape(batch + (-1,)) for k in self.supports], -1)
         ctx_flat = None if context is None else context.reshape(batch + (-1,)).detach()
-        draw = Draw(self._pyro_name, flat, ctx_flat)
+        draw = Draw(self._pyro_name, flat, ctx_flat, self.score_spec)
         return {
             name: emit_site(name, out[name], support, draw)
             for name, support in self.supports.items()

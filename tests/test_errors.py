@@ -15,7 +15,7 @@ def model():
 
 
 def svi_step(model, guide, elbo=None, *args):
-    svi = SVI(model, guide, pyro.optim.Adam({"lr": 1e-3}), elbo or ARDAE_ELBO(hidden=(8,)))
+    svi = SVI(model, guide, pyro.optim.Adam({"lr": 1e-3}), elbo or ARDAE_ELBO(score_samples=16))
     return svi.step(*args)
 
 
@@ -37,8 +37,6 @@ def test_density_guide_is_refused():
         ({"score_samples": 1}, "score_samples"),
         ({"score_steps": -1}, "score_steps"),
         ({"num_noise": 1.5}, "num_noise"),
-        ({"parameterization": "scalar"}, "parameterization"),
-        ({"delta": -1.0}, "delta"),
         ({"score_lr": 0.0}, "score_lr"),
     ],
 )
@@ -94,6 +92,12 @@ def test_bad_guide_arguments():
         ImplicitGuide(torch.nn.Linear(2, 2), noise_dim=2, sites={"k": dist.constraints.boolean})
     with pytest.raises(ValueError, match="noise_dim"):
         AutoImplicitGuide(model, noise_dim=-1)
+    with pytest.raises(ValueError, match="score_parameterization"):
+        AutoImplicitGuide(model, score_parameterization="scalar")
+    with pytest.raises(ValueError, match="score_delta"):
+        AutoImplicitGuide(model, score_delta=0.0)
+    with pytest.raises(ValueError, match="score_hidden"):
+        ImplicitGuide(torch.nn.Linear(2, 2), noise_dim=2, score_hidden=(0,))
 
 
 def test_noise_dim_below_latent_dim():

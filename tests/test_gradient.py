@@ -28,9 +28,9 @@ def test_surrogate_gradient_is_minus_entropy_gradient(support):
         pyro.sample("z", dist.ImproperUniform(support, (), (2,)))
 
     net = Affine()
-    guide = ImplicitGuide(net, noise_dim=2, sites={"z": support})
+    guide = ImplicitGuide(net, noise_dim=2, sites={"z": support}, score_hidden=(32,))
     n = 50_000
-    elbo = ARDAE_ELBO(num_particles=n, vectorize_particles=True, score_samples=4096, hidden=(32,))
+    elbo = ARDAE_ELBO(num_particles=n, vectorize_particles=True, score_samples=4096)
     elbo.differentiable_loss(flat, guide).backward()
     # H(u) = log|det B|: dH/dB = B^-T, dH/da = 0. For z = exp(u) add E[sum u]: dH/da += 1.
     expected_B = torch.linalg.inv(net.B.detach()).T
@@ -44,8 +44,8 @@ def test_score_net_is_outside_the_param_store():
     def flat():
         pyro.sample("z", dist.ImproperUniform(constraints.real, (), (2,)))
 
-    guide = ImplicitGuide(Affine(), noise_dim=2, sites="z")
-    elbo = ARDAE_ELBO(hidden=(8,), score_samples=16)
+    guide = ImplicitGuide(Affine(), noise_dim=2, sites="z", score_hidden=(8,))
+    elbo = ARDAE_ELBO(score_samples=16)
     svi = pyro.infer.SVI(flat, guide, pyro.optim.Adam({"lr": 1e-3}), elbo)
     svi.step()
     est = elbo.estimators[guide._pyro_name]

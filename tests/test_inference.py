@@ -12,12 +12,7 @@ from pyro_ardae import ARDAE_ELBO, AutoImplicitGuide, ImplicitGuide
 
 
 def fit(model, guide, args=(), steps=1500, lr=1e-2, **elbo_kwargs):
-    elbo_kwargs = {
-        "num_particles": 8,
-        "vectorize_particles": True,
-        "hidden": (64, 64),
-        **elbo_kwargs,
-    }
+    elbo_kwargs = {"num_particles": 8, "vectorize_particles": True, **elbo_kwargs}
     elbo = ARDAE_ELBO(**elbo_kwargs)
     # lr decays by 100x over the run so that the last iterate is close to the optimum
     optim = pyro.optim.ClippedAdam({"lr": lr, "lrd": 0.01 ** (1 / steps)})
@@ -42,7 +37,7 @@ def conjugate_normal(x):
 
 def test_conjugate_normal():
     x = torch.randn(10) + 1.0
-    guide = AutoImplicitGuide(conjugate_normal, hidden=(32, 32))
+    guide = AutoImplicitGuide(conjugate_normal, hidden=(32, 32), score_hidden=(64, 64))
     fit(conjugate_normal, guide, (x,))
     mu = posterior(conjugate_normal, guide, (x,), sites=["mu"])["mu"]
     n = len(x)
@@ -63,7 +58,7 @@ def correlated(scale_prior=10.0):
 
 
 def test_correlated_gaussian_posterior():
-    guide = AutoImplicitGuide(correlated, hidden=(32, 32))
+    guide = AutoImplicitGuide(correlated, hidden=(32, 32), score_hidden=(64, 64))
     fit(correlated, guide)
     z = posterior(correlated, guide, sites=["z"])["z"].reshape(-1, 2)
     cov = torch.tensor([[1.0, RHO * 2.0], [RHO * 2.0, 4.0]])
@@ -85,7 +80,7 @@ def gamma_poisson(counts):
 
 def test_gamma_poisson_constrained_site():
     counts = torch.tensor([2.0, 4.0, 3.0, 1.0, 5.0])
-    guide = AutoImplicitGuide(gamma_poisson, hidden=(32, 32))
+    guide = AutoImplicitGuide(gamma_poisson, hidden=(32, 32), score_hidden=(64, 64))
     fit(gamma_poisson, guide, (counts,))
     rate = posterior(gamma_poisson, guide, (counts,), sites=["rate"])["rate"]
     exact = dist.Gamma(3.0 + counts.sum(), 1.0 + len(counts))
@@ -122,8 +117,9 @@ def test_amortized_guide_with_subsampling_scales_entropy():
         sites="z",
         context=lambda x, idx, n: x.unsqueeze(-1),
         context_event_dim=1,
+        score_hidden=(32, 32),
     )
-    elbo = ARDAE_ELBO(num_particles=4, vectorize_particles=True, hidden=(32, 32), score_samples=32)
+    elbo = ARDAE_ELBO(num_particles=4, vectorize_particles=True, score_samples=32)
     optim = pyro.optim.ClippedAdam({"lr": 1e-2, "lrd": 0.01 ** (1 / 1500)})
     svi = SVI(local_model, guide, optim, elbo)
     for _ in range(1500):
@@ -139,7 +135,7 @@ def test_amortized_guide_with_subsampling_scales_entropy():
 
 def test_predictive_gives_distinct_draws():
     x = torch.randn(10)
-    guide = AutoImplicitGuide(conjugate_normal, hidden=(8,))
+    guide = AutoImplicitGuide(conjugate_normal, hidden=(8,), score_hidden=(8,))
     guide(x)
     draws = Predictive(conjugate_normal, guide=guide, num_samples=200)(x)["mu"]
     assert draws.unique().numel() == 200
@@ -147,7 +143,7 @@ def test_predictive_gives_distinct_draws():
 
 def test_vectorized_particles_match_loop():
     x = torch.randn(10) + 1.0
-    guide = AutoImplicitGuide(conjugate_normal, hidden=(16,))
+    guide = AutoImplicitGuide(conjugate_normal, hidden=(16,), score_hidden=(64, 64))
     shared = fit(conjugate_normal, guide, (x,), steps=100).estimators
     loc = guide.generator.loc
     results = {}
@@ -170,7 +166,7 @@ def test_vectorized_particles_match_loop():
 def test_float64():
     torch.set_default_dtype(torch.float64)
     x = torch.randn(10)
-    guide = AutoImplicitGuide(conjugate_normal, hidden=(8,))
+    guide = AutoImplicitGuide(conjugate_normal, hidden=(8,), score_hidden=(8,))
     elbo = fit(conjugate_normal, guide, (x,), steps=5)
     est = next(iter(elbo.estimators.values()))
     assert guide(x)["mu"].dtype == torch.float64
@@ -186,7 +182,7 @@ def test_cuda():
         with pyro.plate("data", len(x)):
             pyro.sample("obs", dist.Normal(mu, 1.0), obs=x)
 
-    guide = AutoImplicitGuide(model, hidden=(8,)).cuda()
+    guide = AutoImplicitGuide(model, hidden=(8,), score_hidden=(8,)).cuda()
     elbo = fit(model, guide, (x,), steps=5)
     assert next(iter(elbo.estimators.values())).stats.loc.is_cuda
 
@@ -202,7 +198,7 @@ def eight_schools(sigma, y=None):
 def test_latents_in_a_full_plate():
     y = torch.tensor([28.0, 8.0, -3.0, 7.0, -1.0, 1.0, 18.0, 12.0])
     sigma = torch.tensor([15.0, 10.0, 16.0, 11.0, 9.0, 11.0, 10.0, 18.0])
-    guide = AutoImplicitGuide(eight_schools, hidden=(16,))
+    guide = AutoImplicitGuide(eight_schools, hidden=(16,), score_hidden=(16,))
     fit(eight_schools, guide, (sigma, y), steps=20)
     post = posterior(eight_schools, guide, (sigma, y), n=100, sites=["mu", "tau", "eta"])
     assert post["eta"].shape == (100, 8)

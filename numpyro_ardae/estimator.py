@@ -1,0 +1,274 @@
+"""Fit and query the score of a sampler: whitening, training steps, the score at sigma = 0.
+
+Functional: a :class:`ScoreEstimator` holds the static configuration, the trainable state
+is a :class:`ScoreState` pytree (network and optimiser state) that the caller threads through,
+so that everything runs under ``jit`` and the state can ride in NumPyro's ``mutable_state``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optax
+from jax import Array
+from jax.scipy.linalg import solve_triangular
+
+from .loss import ardae_loss, sample_noise
+from .score import Parameterization, ScoreNet
+
+
+class Standardization(NamedTuple):
+    r"""Affine whitening map :math:`y = L^{-1} (z - \mu)`, as :class:`pyro_ardae.Standardization`.
+
+    ``scale`` is a lower-triangular ``(d, d)`` matrix :math:`L` when ``loc`` is ``(d,)``
+    (global: full covariance) or per-row sds ``(m, d)`` when ``loc`` is ``(m, d)`` (per context).
+    """
+
+    loc: Array
+    scale: Array
+
+    @property
+    def tril(self) -> bool:
+        return self.scale.ndim == self.loc.ndim + 1
+
+    def whiten(self, z: Array) -> Array:
+        if self.tril:
+            return solve_triangular(self.scale, (z - self.loc)[..., None], lower=True)[..., 0]
+        return (z - self.loc) / self.scale
+
+    def pull_back(self, score_y: Array) -> Array:
+        r"""Score in :math:`z` from the score in :math:`y`: :math:`L^{-\top} s_y`."""
+        if self.tril:
+            return solve_triangular(self.scale.T, score_y[..., None], lower=False)[..., 0]
+        return score_y / self.scale
+
+    def log_abs_det(self) -> Array:
+        r""":math:`\log|\det L|` (per context row in per-context mode)."""
+        diag = jnp.diagonal(self.scale) if self.tril else self.scale
+        return jnp.sum(jnp.log(diag), -1)
+
+
+def moments(samples: Array, tril: bool) -> tuple[Array, Array]:
+    r"""Mean and covariance (``tril``) or per-coordinate variance over the first axis, the
+    covariance scaled by :math:`(n-1)/(n-d-2)` so that its inverse is unbiased for Gaussian
+    samples (see :func:`pyro_ardae.estimator.moments`)."""
+    n = samples.shape[0]
+    d = samples.shape[-1] if tril else 1
+    if n <= d + 2:
+        raise ValueError(
+            f"ScoreEstimator: whitening {d}-dim samples needs more than {d + 2} of them, got {n}"
+        )
+    loc = jnp.mean(samples, 0)
+    centred = samples - loc
+    cov = centred.T @ centred if tril else jnp.sum(centred**2, 0)
+    return loc, cov / (n - d - 2)
+
+
+def standardization(loc: Array, cov: Array, tril: bool) -> Standardization:
+    """The whitening map of a mean and a covariance (``tril``) or variance, with a relative
+    jitter so that a collapsing sampler gives a small, finite scale."""
+    finfo = jnp.finfo(loc.dtype)
+    var = jnp.diagonal(cov) if tril else cov
+    jitter = 1e3 * finfo.eps * (var + loc**2) + finfo.tiny
+    if not tril:
+        return Standardization(loc, jnp.sqrt(var + jitter))
+    return Standardization(loc, jnp.linalg.cholesky(cov + jnp.diag(jitter)))
+
+
+class ScoreState(NamedTuple):
+    """The trainable part of a score estimator: the network and its optimiser state."""
+
+    net: ScoreNet
+    opt_state: optax.OptState
+
+
+class ScoreEstimator:
+    r"""Learns :math:`\nabla_z \log q(z \mid c)` from samples with an AR-DAE; the functional
+    twin of :class:`pyro_ardae.ScoreEstimator` (same modes, options and defaults).
+
+    Args:
+        dim: dimension of :math:`z`.
+        context_dim: dimension of the context, 0 for none.
+        hidden: hidden widths of the :class:`ScoreNet`.
+        parameterization: ``"vector"`` or ``"gradient"``.
+        delta: :math:`\sigma \sim N(0, \delta^2)` in whitened units.
+        num_noise: noise draws :math:`(u, \sigma)` per sample in each step.
+        activation: hidden activation.
+        optimizer: an optax transformation; Adam with ``lr=1e-3`` by default.
+
+    Example:
+        >>> est = ScoreEstimator(2, hidden=(32, 32))
+        >>> key = jax.random.PRNGKey(0)
+        >>> samples = jax.random.normal(key, (2000, 2)) * jnp.array([1.0, 3.0])
+        >>> state = est.init(key)
+        >>> state, stats, losses = est.fit(state, key, samples, num_steps=200)
+        >>> est.score(state, stats, jnp.array([[1.0, 3.0]])).round(1)  # exact: (-1, -1/3)
+        Array([[-1. , -0.3]], dtype=float32)
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        context_dim: int = 0,
+        *,
+        hidden: Sequence[int] = (128, 128, 128),
+        parameterization: Parameterization = "vector",
+        delta: float = 0.1,
+        num_noise: int = 1,
+        activation: Callable[[Array], Array] = jax.nn.silu,
+        optimizer: optax.GradientTransformation | None = None,
+    ) -> None:
+        if not isinstance(num_noise, int) or num_noise < 1:
+            raise ValueError(f"ScoreEstimator: expected num_noise >= 1, got {num_noise!r}")
+        if not isinstance(dim, int) or dim < 1:
+            raise ValueError(f"ScoreEstimator: expected dim to be a positive int, got {dim!r}")
+        self.dim = dim
+        self.context_dim = context_dim
+        self.hidden = tuple(hidden)
+        self.parameterization = parameterization
+        self.delta = delta
+        self.num_noise = num_noise
+        self.activation = activation
+        self.optimizer = optimizer or optax.adam(1e-3)
+
+    def init(self, key: Array, dtype=jnp.float32) -> ScoreState:
+        net = ScoreNet(
+            self.dim,
+            self.context_dim,
+            self.hidden,
+            self.parameterization,
+            self.delta,
+            self.activation,
+            key=key,
+            dtype=dtype,
+        )
+        return ScoreState(net, self.optimizer.init(eqx.filter(net, eqx.is_array)))
+
+    def _check(self, z: Array, context: Array | None, min_dims: int) -> None:
+        if not hasattr(z, "shape"):
+            raise TypeError(f"ScoreEstimator: expected samples as an array, got {type(z)}")
+        if z.ndim < min_dims or z.shape[-1] != self.dim:
+            expected = "(..., m, d)" if self.context_dim else "(..., d)"
+            raise ValueError(
+                f"ScoreEstimator: expected shape {expected} with at least {min_dims} dims "
+                f"and d={self.dim}, got {tuple(z.shape)}"
+            )
+        if self.context_dim:
+            if context is None or context.ndim != 2 or context.shape[-1] != self.context_dim:
+                got = None if context is None else tuple(context.shape)
+                raise ValueError(
+                    f"ScoreEstimator: expected a context of shape (m, {self.context_dim}), "
+                    f"got {got}"
+                )
+            if z.shape[-2] != context.shape[0]:
+                raise ValueError(
+                    f"ScoreEstimator: samples have {z.shape[-2]} context rows, "
+                    f"the context has {context.shape[0]}"
+                )
+        elif context is not None:
+            raise ValueError("ScoreEstimator: built without a context, got one")
+
+    def set_stats(self, samples: Array, context: Array | None = None) -> Standardization:
+        """The whitening map of ``samples`` (``(n, d)``, or ``(n, m, d)`` per context)."""
+        self._check(samples, context, 3 if self.context_dim else 2)
+        if not self.context_dim and samples.ndim != 2:
+            raise ValueError(
+                f"ScoreEstimator: expected samples of shape (n, {self.dim}), "
+                f"got {tuple(samples.shape)}"
+            )
+        tril = not self.context_dim
+        return standardization(*moments(jax.lax.stop_gradient(samples), tril), tril)
+
+    def step(
+        self,
+        state: ScoreState,
+        key: Array,
+        stats: Standardization,
+        samples: Array,
+        context: Array | None = None,
+    ) -> tuple[ScoreState, Array]:
+        """One optimiser step of the AR-DAE loss on ``samples``; returns the new state and
+        the loss."""
+        y = stats.whiten(jax.lax.stop_gradient(samples))
+        if context is not None:
+            context = jnp.broadcast_to(context, y.shape[:-1] + context.shape[-1:])
+            context = jnp.tile(context.reshape(-1, context.shape[-1]), (self.num_noise, 1))
+        y = jnp.tile(y.reshape(-1, self.dim), (self.num_noise, 1))
+        u, sigma = sample_noise(key, y, self.delta)
+        params, static = eqx.partition(state.net, eqx.is_array)
+
+        def loss_fn(params):
+            return ardae_loss(eqx.combine(params, static), y, u, sigma, context)
+
+        loss, grads = jax.value_and_grad(loss_fn)(params)
+        updates, opt_state = self.optimizer.update(grads, state.opt_state, params)
+        net = eqx.combine(optax.apply_updates(params, updates), static)
+        return ScoreState(net, opt_state), loss
+
+    def update(
+        self, state: ScoreState, key: Array, samples: Array, context: Array | None = None
+    ) -> tuple[ScoreState, Standardization, Array]:
+        """Whitening map from fresh ``samples`` and one training step on them."""
+        stats = self.set_stats(samples, context)
+        state, loss = self.step(state, key, stats, samples, context)
+        return state, stats, loss
+
+    def fit(
+        self,
+        state: ScoreState,
+        key: Array,
+        samples: Array,
+        num_steps: int,
+        batch_size: int = 256,
+        context: Array | None = None,
+    ) -> tuple[ScoreState, Standardization, Array]:
+        """Fit the score of a fixed sample set by minibatch steps (``lax.scan``); returns
+        the state, the whitening map and the losses."""
+        stats = self.set_stats(samples, context)
+        n = samples.shape[0]
+        batch = min(batch_size, n)
+
+        @jax.jit
+        def run(state, key):
+            def body(state, key):
+                key_idx, key_step = jax.random.split(key)
+                idx = jax.random.randint(key_idx, (batch,), 0, n)
+                return self.step(state, key_step, stats, samples[idx], context)
+
+            return jax.lax.scan(body, state, jax.random.split(key, num_steps))
+
+        state, losses = run(state, key)
+        return state, stats, losses
+
+    def _query(self, fn, state: ScoreState, stats: Standardization, z: Array, context):
+        self._check(z, context, 2 if self.context_dim else 1)
+        y = stats.whiten(jax.lax.stop_gradient(z))
+        rows = y.reshape(-1, self.dim)
+        if context is None:
+            out = jax.vmap(lambda r: fn(r, None))(rows)
+        else:
+            ctx = jnp.broadcast_to(context, y.shape[:-1] + context.shape[-1:])
+            out = jax.vmap(fn)(rows, ctx.reshape(-1, self.context_dim))
+        return y, out.reshape(y.shape[:-1] + out.shape[1:])
+
+    def score(
+        self, state: ScoreState, stats: Standardization, z: Array, context: Array | None = None
+    ) -> Array:
+        r"""The estimate of :math:`\nabla_z \log q(z \mid c)`, shaped like ``z`` (no gradient
+        flows to the network or to ``z``)."""
+        net = jax.lax.stop_gradient(state.net)
+        _, f = self._query(lambda y, c: net(y, 0.0, c), state, stats, z, context)
+        return jax.lax.stop_gradient(stats.pull_back(f))
+
+    def log_prob(
+        self, state: ScoreState, stats: Standardization, z: Array, context: Array | None = None
+    ) -> Array:
+        r""":math:`\log q(z \mid c)` up to an additive constant, :math:`-F(y, 0, c) -
+        \log|\det L|`; needs ``parameterization="gradient"``."""
+        net = state.net
+        _, energy = self._query(lambda y, c: net.energy(y, 0.0, c), state, stats, z, context)
+        return -energy - stats.log_abs_det()

@@ -1,0 +1,163 @@
+"""The AR-DAE score network :math:`f(y; \\sigma, c)` (Equinox)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Literal, NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jax import Array
+
+Parameterization = Literal["vector", "gradient"]
+PARAMETERIZATIONS = ("vector", "gradient")
+
+
+class ScoreSpec(NamedTuple):
+    """Architecture of a guide's score network; the guide owns it, the ELBO trains it."""
+
+    hidden: tuple[int, ...] = (128, 128, 128)
+    parameterization: Parameterization = "vector"
+    delta: float = 0.1
+
+
+def score_spec(owner: str, hidden: Sequence[int], parameterization: str, delta: float) -> ScoreSpec:
+    """Validated :class:`ScoreSpec`; errors name ``owner``."""
+    if parameterization not in PARAMETERIZATIONS:
+        raise ValueError(
+            f"{owner}: expected score_parameterization in {PARAMETERIZATIONS}, "
+            f"got {parameterization!r}"
+        )
+    hidden = tuple(hidden)
+    if not all(isinstance(w, int) and w > 0 for w in hidden):
+        raise ValueError(f"{owner}: expected score_hidden to be positive ints, got {hidden!r}")
+    if not (isinstance(delta, int | float) and delta > 0):
+        raise ValueError(f"{owner}: expected score_delta > 0, got {delta!r}")
+    return ScoreSpec(hidden, parameterization, float(delta))
+
+
+class MLP(eqx.Module):
+    """A plain MLP ``in_dim -> hidden... -> out_dim`` whose last layer starts at zero."""
+
+    layers: list[eqx.nn.Linear]
+    activation: Callable[[Array], Array] = eqx.field(static=True)
+
+    def __init__(
+        self,
+        in_dim: int,
+        hidden: Sequence[int],
+        out_dim: int,
+        activation: Callable[[Array], Array],
+        *,
+        key: Array,
+        dtype=None,
+    ) -> None:
+        widths = (in_dim, *hidden)
+        keys = jax.random.split(key, len(widths))
+        layers = [
+            eqx.nn.Linear(i, o, key=k, dtype=dtype)
+            for i, o, k in zip(widths[:-1], widths[1:], keys[:-1], strict=True)
+        ]
+        last = eqx.nn.Linear(widths[-1], out_dim, key=keys[-1], dtype=dtype)
+        last = eqx.tree_at(lambda m: (m.weight, m.bias), last, replace_fn=jnp.zeros_like)
+        self.layers = [*layers, last]
+        self.activation = activation
+
+    def __call__(self, x: Array) -> Array:
+        for layer in self.layers[:-1]:
+            x = self.activation(layer(x))
+        return self.layers[-1](x)
+
+
+class ScoreNet(eqx.Module):
+    r"""Amortised residual DAE :math:`f(y; \sigma, c) \approx \nabla_y \log q(y \mid c)`.
+
+    The same network as :class:`pyro_ardae.ScoreNet`: an MLP :math:`h` of
+    ``[y, sigma / delta, c]`` (the context ``c`` is optional) and two parameterisations,
+
+    * ``"vector"``: :math:`f = -\frac{y}{1 + \sigma^2} + h(y, \sigma, c)`;
+    * ``"gradient"``: :math:`f = -\nabla_y F`,
+      :math:`F = \frac{\|y\|^2}{2 (1 + \sigma^2)} + h(y, \sigma, c)` with scalar :math:`h`,
+      so that :math:`-F(y, 0, c)` is :math:`\log q(y \mid c)` up to a constant.
+
+    Inputs are whitened, so the Gaussian term is the exact optimum for a standard normal
+    :math:`q`; the last layer of :math:`h` starts at zero. Calls take one point ``y`` of
+    shape ``(d,)``, ``sigma`` of shape ``()`` (``jax.vmap`` for batches).
+
+    References:
+        J. H. Lim, A. Courville, C. Pal, C.-W. Huang, "AR-DAE: Towards Unbiased Neural
+        Entropy Gradient Estimation", ICML 2020, arXiv:2006.05164.
+
+    Example:
+        >>> net = ScoreNet(3, hidden=(8,), key=jax.random.PRNGKey(0))
+        >>> y = jnp.ones(3)
+        >>> bool(jnp.allclose(net(y, 0.0), -y))
+        True
+    """
+
+    h: MLP
+    dim: int = eqx.field(static=True)
+    context_dim: int = eqx.field(static=True)
+    parameterization: str = eqx.field(static=True)
+    delta: float = eqx.field(static=True)
+
+    def __init__(
+        self,
+        dim: int,
+        context_dim: int = 0,
+        hidden: Sequence[int] = (128, 128, 128),
+        parameterization: Parameterization = "vector",
+        delta: float = 0.1,
+        activation: Callable[[Array], Array] = jax.nn.silu,
+        *,
+        key: Array,
+        dtype=None,
+    ) -> None:
+        if not isinstance(dim, int) or dim < 1:
+            raise ValueError(f"ScoreNet: expected dim to be a positive int, got {dim!r}")
+        if not isinstance(context_dim, int) or context_dim < 0:
+            raise ValueError(
+                f"ScoreNet: expected context_dim to be an int >= 0, got {context_dim!r}"
+            )
+        if parameterization not in PARAMETERIZATIONS:
+            raise ValueError(
+                f"ScoreNet: expected parameterization in {PARAMETERIZATIONS}, "
+                f"got {parameterization!r}"
+            )
+        if not delta > 0:
+            raise ValueError(f"ScoreNet: expected delta > 0, got {delta!r}")
+        out_dim = dim if parameterization == "vector" else 1
+        self.h = MLP(dim + 1 + context_dim, hidden, out_dim, activation, key=key, dtype=dtype)
+        self.dim = dim
+        self.context_dim = context_dim
+        self.parameterization = parameterization
+        self.delta = float(delta)
+
+    def _h(self, y: Array, sigma: Array, context: Array | None) -> Array:
+        parts = [y, jnp.reshape(sigma / self.delta, (1,)).astype(y.dtype)]
+        if self.context_dim:
+            if context is None:
+                raise ValueError(
+                    f"ScoreNet: this network takes a context of size {self.context_dim}, got None"
+                )
+            parts.append(context.astype(y.dtype))
+        elif context is not None:
+            raise ValueError("ScoreNet: this network was built without a context, got one")
+        return self.h(jnp.concatenate(parts))
+
+    def energy(self, y: Array, sigma: Array, context: Array | None = None) -> Array:
+        """The scalar :math:`F(y, \\sigma, c)` of the ``"gradient"`` form."""
+        if self.parameterization != "gradient":
+            raise ValueError(
+                "ScoreNet.energy needs parameterization='gradient', "
+                f"this network is {self.parameterization!r}"
+            )
+        quad = 0.5 * jnp.sum(y**2) / (1 + sigma**2)
+        return quad + self._h(y, sigma, context)[0]
+
+    def __call__(self, y: Array, sigma: Array, context: Array | None = None) -> Array:
+        """The score estimate :math:`f(y; \\sigma, c)`, shape ``(d,)``."""
+        if self.parameterization == "vector":
+            return self._h(y, sigma, context) - y / (1 + sigma**2)
+        return -jax.grad(self.energy)(y, sigma, context)
