@@ -1,1 +1,26 @@
-"""NumPyro backend of pyro-ardae (issue 3: not implemented yet; the package name is reserved)."""
+"""Implicit variational inference for NumPyro with AR-DAE entropy gradients.
+
+The same modules and public names as :mod:`pyro_ardae`, jit-compiled: :class:`ImplicitGuide`,
+:class:`AutoImplicitGuide`, :class:`ARDAE_ELBO`, :class:`ScoreEstimator`, :class:`ScoreNet`,
+:func:`ardae_loss`.
+"""
+
+from .autoguide import AutoImplicitGuide, Generator
+from .elbo import ARDAE_ELBO
+from .estimator import ScoreEstimator, ScoreState, Standardization
+from .guide import ImplicitDistribution, ImplicitGuide
+from .loss import ardae_loss
+from .score import ScoreNet
+
+__all__ = [
+    "ARDAE_ELBO",
+    "AutoImplicitGuide",
+    "Generator",
+    "ImplicitDistribution",
+    "ImplicitGuide",
+    "ScoreEstimator",
+    "ScoreNet",
+    "ScoreState",
+    "Standardization",
+    "ardae_loss",
+]

@@ -151,7 +151,7 @@ class ARDAE_ELBO(ELBO):
         vectorize_particles: bool = False,
         *,
         score_steps: int = 1,
-        score_samples: int = 128,
+        score_samples: int = 512,
         num_noise: int = 1,
         score_lr: float = 1e-3,
         score_optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer] | None = None,

@@ -1,0 +1,262 @@
+"""ARDAE_ELBO for NumPyro: the AR-DAE entropy-gradient surrogate, jit-compiled with SVI."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax import Array
+from numpyro import handlers
+from numpyro.distributions import constraints
+from numpyro.infer.elbo import ELBO
+from numpyro.infer.util import log_density
+
+from .estimator import ScoreEstimator
+from .guide import Draw, ImplicitDistribution
+
+
+def _same_support(a: constraints.Constraint, b: constraints.Constraint) -> bool:
+    while isinstance(a, constraints.independent):
+        a = a.base_constraint
+    while isinstance(b, constraints.independent):
+        b = b.base_constraint
+    if type(a) is not type(b):
+        return False
+    for attr in ("lower_bound", "upper_bound"):
+        x, y = getattr(a, attr, None), getattr(b, attr, None)
+        if x is not None or y is not None:
+            if isinstance(x, jax.core.Tracer) or isinstance(y, jax.core.Tracer):
+                continue  # bounds that depend on traced values cannot be compared here
+            if not np.array_equal(np.asarray(x), np.asarray(y)):
+                return False
+    return True
+
+
+def check_traces(model_trace, guide_trace) -> None:
+    """Clear errors for a guide that does not fit ``ARDAE_ELBO`` or the model (the same
+    checks and messages as :func:`pyro_ardae.elbo.check_traces`)."""
+    latents = {
+        name
+        for name, site in model_trace.items()
+        if site["type"] == "sample" and not site["is_observed"]
+    }
+    guided = set()
+    for name, site in guide_trace.items():
+        if site["type"] != "sample":
+            continue
+        if not isinstance(site["fn"], ImplicitDistribution):
+            raise TypeError(
+                f"ARDAE_ELBO: guide site {name!r} has a {type(site['fn']).__name__}; "
+                "ARDAE_ELBO trains implicit guides (numpyro_ardae.ImplicitGuide or "
+                "AutoImplicitGuide), whose sites come from a generator network"
+            )
+        guided.add(name)
+        if name not in model_trace or model_trace[name]["type"] != "sample":
+            raise ValueError(
+                f"ARDAE_ELBO: the guide samples {name!r} but the model has no such site; "
+                f"the model's latent sites are {sorted(latents)}"
+            )
+        model_site = model_trace[name]
+        if model_site["is_observed"]:
+            raise ValueError(f"ARDAE_ELBO: the guide samples {name!r}, which the model observes")
+        support = model_site["fn"].support
+        if support.is_discrete:
+            raise ValueError(
+                f"ARDAE_ELBO: model site {name!r} is discrete; implicit guides need "
+                "continuous latents"
+            )
+        if not _same_support(site["fn"].support, support):
+            raise ValueError(
+                f"ARDAE_ELBO: model site {name!r} has support {support}, the guide's has "
+                f"{site['fn'].support}; give the guide the same support "
+                "(ImplicitGuide(..., sites={name: support}))"
+            )
+    missing = latents - guided
+    if missing:
+        raise ValueError(
+            f"ARDAE_ELBO: the model's latent sites {sorted(missing)} are not sampled by the guide"
+        )
+    if not guided:
+        raise ValueError("ARDAE_ELBO: the guide samples no latent site")
+
+
+def _draws(guide_trace) -> dict[str, tuple[Draw, list[str]]]:
+    draws: dict[str, tuple[Draw, list[str]]] = {}
+    for name, site in guide_trace.items():
+        if site["type"] == "sample" and isinstance(site["fn"], ImplicitDistribution):
+            draw = site["fn"].draw
+            draws.setdefault(draw.guide, (draw, []))[1].append(name)
+    return draws
+
+
+class ARDAE_ELBO(ELBO):
+    r"""ELBO for implicit guides, the NumPyro twin of :class:`pyro_ardae.ARDAE_ELBO` (same
+    options and defaults; particles are vectorised with ``vmap`` by default, as in NumPyro).
+
+    The generator minimises
+    :math:`-\mathbb{E}_q[\log p(x, z)] + \mathbb{E}_q[\mathrm{sg}(s(u)) \cdot u -
+    \log|\det J_T(u)|]`, whose gradient is minus the ELBO's, with :math:`s` the AR-DAE score
+    of each implicit guide. The score network's parameters and Adam state ride in SVI's
+    ``mutable_state`` (the guide declares them at ``SVI.init``), so the whole step, the
+    ``score_steps`` AR-DAE updates on fresh draws followed by the generator's loss, is one
+    pure function that ``SVI.update`` and ``SVI.run`` ``jit``. The score network has its own
+    Adam optimiser (``score_lr``); SVI's optimiser only sees the generator.
+
+    The value it returns (``SVI.update``'s loss, ``SVI.run``'s losses) is the energy
+    :math:`\mathbb{E}_q[-\log p(x, z)]`, not the negative ELBO, which would need
+    :math:`\log q`; the gradient is the surrogate's.
+
+    Args:
+        num_particles: samples of :math:`q` per step for the generator's loss.
+        vectorize_particles: ``vmap`` the particles (else ``lax.map``).
+        score_steps: AR-DAE steps per generator step.
+        score_samples: fresh samples per AR-DAE step (per context row when amortised).
+        num_noise: noise draws per sample in each AR-DAE step.
+        score_lr: learning rate of the score networks' Adam.
+    """
+
+    can_infer_discrete = False
+
+    def __init__(
+        self,
+        num_particles: int = 1,
+        vectorize_particles: bool = True,
+        *,
+        score_steps: int = 1,
+        score_samples: int = 512,
+        num_noise: int = 1,
+        score_lr: float = 1e-3,
+    ) -> None:
+        for key, value, low in (
+            ("num_particles", num_particles, 1),
+            ("score_steps", score_steps, 0),
+            ("score_samples", score_samples, 2),
+            ("num_noise", num_noise, 1),
+        ):
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"ARDAE_ELBO: expected {key} to be an int >= {low}, got {value!r}")
+        if not score_lr > 0:
+            raise ValueError(f"ARDAE_ELBO: expected score_lr > 0, got {score_lr!r}")
+        super().__init__(num_particles=num_particles, vectorize_particles=vectorize_particles)
+        self.score_steps = score_steps
+        self.score_samples = score_samples
+        self.num_noise = num_noise
+        self.score_lr = score_lr
+
+    def estimator(self, draw: Draw) -> ScoreEstimator:
+        """The (stateless) estimator of ``draw``'s guide: its architecture, our training."""
+        return ScoreEstimator(
+            draw.unconstrained.shape[-1],
+            0 if draw.context is None else draw.context.shape[-1],
+            hidden=draw.spec.hidden,
+            parameterization=draw.spec.parameterization,
+            delta=draw.spec.delta,
+            num_noise=self.num_noise,
+            optimizer=optax.adam(self.score_lr),
+        )
+
+    def _traces(self, key, params, model, guide, args, kwargs):
+        key_guide, key_model = jax.random.split(key)
+        seeded = handlers.seed(handlers.substitute(guide, data=params), key_guide)
+        guide_trace = handlers.trace(seeded).get_trace(*args, **kwargs)
+        model = handlers.seed(handlers.replay(model, guide_trace), key_model)
+        log_p, model_trace = log_density(model, args, kwargs, params)
+        check_traces(model_trace, guide_trace)
+        return log_p, model_trace, guide_trace
+
+    def _fresh(self, key, params, guide, args, kwargs) -> dict[str, tuple[Array, Array | None]]:
+        """``score_samples`` fresh draws per guide: ``(n, d)`` or ``(n, m, d)`` and context."""
+
+        def one(key):
+            seeded = handlers.seed(handlers.substitute(guide, data=params), key)
+            with handlers.block():
+                tr = handlers.trace(seeded).get_trace(*args, **kwargs)
+            return {g: (d.unconstrained, d.context) for g, (d, _) in _draws(tr).items()}
+
+        n = self.score_samples
+        out = jax.vmap(one)(jax.random.split(key, n))
+        fresh = {}
+        for g, (u, ctx) in jax.lax.stop_gradient(out).items():
+            d = u.shape[-1]
+            if ctx is None:
+                if u.size != n * d:
+                    raise ValueError(
+                        f"ARDAE_ELBO: guide {g!r} has no context but its draws have batch "
+                        f"shape {tuple(u.shape[1:-1])}; a batched (local) implicit latent "
+                        "needs a context (ImplicitGuide(net, context=...))"
+                    )
+                fresh[g] = (u.reshape(n, d), None)
+            else:
+                fresh[g] = (u.reshape(n, -1, d), ctx.reshape(n, -1, ctx.shape[-1])[0])
+        return fresh
+
+    def train_score(self, key, params, guide, draws, args, kwargs):
+        """``score_steps`` AR-DAE steps on fresh draws; returns the new states, the whitening
+        maps the generator's loss is scored with, and the last losses."""
+        states = {g: params[d.state] for g, (d, _) in draws.items()}
+        stats, losses = {}, {}
+        for step_key in jax.random.split(key, self.score_steps):
+            key_fresh, key_step = jax.random.split(step_key)
+            fresh = self._fresh(key_fresh, params, guide, args, kwargs)
+            for g, (samples, context) in fresh.items():
+                est = self.estimator(draws[g][0])
+                states[g], stats[g], losses[g] = est.update(states[g], key_step, samples, context)
+        if not stats:  # score_steps == 0: score with the current samples' whitening
+            fresh = self._fresh(key, params, guide, args, kwargs)
+            for g, (samples, context) in fresh.items():
+                stats[g] = self.estimator(draws[g][0]).set_stats(samples, context)
+        return states, stats, losses
+
+    def loss_with_mutable_state(self, rng_key, param_map, model, guide, *args, **kwargs):
+        key_probe, key_score, key_particles = jax.random.split(rng_key, 3)
+        _, _, probe = self._traces(key_probe, param_map, model, guide, args, kwargs)
+        draws = _draws(probe)
+        for g, (draw, _) in draws.items():
+            if draw.state not in param_map:
+                raise ValueError(
+                    f"ARDAE_ELBO: no score state {draw.state!r} for guide {g!r}; initialise "
+                    "SVI with the guide (svi.init / svi.run) so that it is declared"
+                )
+        states, stats, _ = self.train_score(key_score, param_map, guide, draws, args, kwargs)
+
+        def particle(key):
+            log_p, model_trace, guide_trace = self._traces(
+                key, param_map, model, guide, args, kwargs
+            )
+            surrogate = jnp.zeros((), log_p.dtype)
+            for g, (draw, names) in _draws(guide_trace).items():
+                scale = model_trace[names[0]]["scale"]
+                scale = 1.0 if scale is None else scale
+                est, u = self.estimator(draw), draw.unconstrained
+                if draw.context is None:
+                    score = est.score(states[g], stats[g], u)
+                else:
+                    m = stats[g].loc.shape[0]
+                    ctx = draw.context.reshape(-1, m, draw.context.shape[-1])[0]
+                    score = est.score(states[g], stats[g], u.reshape(-1, m, u.shape[-1]), ctx)
+                    score = score.reshape(u.shape)
+                surrogate = surrogate + jnp.sum(scale * jnp.sum(score * u, -1))
+                for name in names:
+                    site_scale = model_trace[name]["scale"]
+                    site_scale = 1.0 if site_scale is None else site_scale
+                    log_det = guide_trace[name]["fn"].log_abs_det_jacobian
+                    surrogate = surrogate - jnp.sum(site_scale * log_det)
+            return log_p, surrogate
+
+        keys = jax.random.split(key_particles, self.num_particles)
+        log_p, surrogate = self.vectorize_particles_fn(particle, keys)
+        objective = jnp.mean(surrogate - log_p)
+        energy = -jnp.mean(log_p)
+        loss = objective - jax.lax.stop_gradient(objective) + jax.lax.stop_gradient(energy)
+        mutable = {draws[g][0].state: states[g] for g in draws}
+        return {"loss": loss, "mutable_state": mutable}
+
+    def loss(self, rng_key, param_map, model, guide, *args, **kwargs) -> Array:
+        """Estimate of the energy :math:`\\mathbb{E}_q[-\\log p(x, z)]` (no training)."""
+
+        def particle(key):
+            return self._traces(key, param_map, model, guide, args, kwargs)[0]
+
+        keys = jax.random.split(rng_key, self.num_particles)
+        return -jnp.mean(self.vectorize_particles_fn(particle, keys))
