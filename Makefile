@@ -18,7 +18,7 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q --doctest-modules pyro_ardae tests
+	$(PY) -m pytest -q --doctest-modules pyro_ardae numpyro_ardae tests
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .

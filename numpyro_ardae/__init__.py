@@ -2,10 +2,11 @@
 
 The same modules and public names as :mod:`pyro_ardae`, jit-compiled: :class:`ImplicitGuide`,
 :class:`AutoImplicitGuide`, :class:`ARDAE_ELBO`, :class:`ScoreEstimator`, :class:`ScoreNet`,
-:func:`ardae_loss`.
+:func:`ardae_loss`, :func:`energy_distance`.
 """
 
 from .autoguide import AutoImplicitGuide, Generator
+from .diagnostics import energy_distance
 from .elbo import ARDAE_ELBO
 from .estimator import ScoreEstimator, ScoreState, Standardization
 from .guide import ImplicitDistribution, ImplicitGuide
@@ -23,4 +24,5 @@ __all__ = [
     "ScoreState",
     "Standardization",
     "ardae_loss",
+    "energy_distance",
 ]
