@@ -6,7 +6,12 @@ The same modules and public names as :mod:`pyro_ardae`, jit-compiled: :class:`Im
 """
 
 from .autoguide import AutoImplicitGuide, Generator
-from .diagnostics import energy_distance
+from .diagnostics import (
+    compare_to_reference,
+    energy_distance,
+    stein_discrepancy,
+    to_inference_data,
+)
 from .elbo import ARDAE_ELBO
 from .estimator import ScoreEstimator, ScoreState, Standardization
 from .guide import ImplicitDistribution, ImplicitGuide
@@ -24,5 +29,8 @@ __all__ = [
     "ScoreState",
     "Standardization",
     "ardae_loss",
+    "compare_to_reference",
     "energy_distance",
+    "stein_discrepancy",
+    "to_inference_data",
 ]

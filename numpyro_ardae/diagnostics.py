@@ -1,40 +1,130 @@
-"""Sample-based diagnostics of fitted posteriors (an implicit guide has no log q)."""
+"""Diagnostics of fitted posteriors: ArviZ export and checks that need no log q.
+
+The NumPyro twin of :mod:`pyro_ardae.diagnostics` (same functions, same reading: see there);
+functions that sample take the fitted ``params`` and an ``rng_key``, as NumPyro's do.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
+import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import Array
+from numpyro import handlers
+from numpyro.distributions.transforms import biject_to
+from numpyro.infer import Predictive
+from numpyro.infer.util import log_likelihood, potential_energy
 
+from pyro_ardae._arviz import (
+    compare_to_reference,
+    energy_distance_np,
+    flat_draws,
+    imq_stein_discrepancy,
+    inference_data,
+    posterior_group,
+    split_chains,
+)
 
-def _pairwise_mean(a: Array, b: Array, exclude_diagonal: bool) -> Array:
-    d = jnp.sqrt(jnp.maximum(jnp.sum((a[:, None, :] - b[None, :, :]) ** 2, -1), 0.0))
-    n, m = a.shape[0], b.shape[0]
-    return jnp.sum(d) / (n * (n - 1) if exclude_diagonal else n * m)
+__all__ = ["compare_to_reference", "energy_distance", "stein_discrepancy", "to_inference_data"]
 
 
 def energy_distance(x: Array, y: Array, standardize: bool = True) -> float:
-    r"""Squared energy distance between two samples, as :func:`pyro_ardae.energy_distance`:
-    :math:`2\mathbb{E}\|X - Y\| - \mathbb{E}\|X - X'\| - \mathbb{E}\|Y - Y'\|` with
-    U-statistics, coordinates divided by the reference's sd when ``standardize``.
+    r"""Squared energy distance between draws ``x`` ``(n, d)`` and reference draws ``y``, as
+    :func:`pyro_ardae.energy_distance`.
 
     Example:
-        >>> import jax
         >>> a = jax.random.normal(jax.random.PRNGKey(0), (500, 2))
         >>> b = jax.random.normal(jax.random.PRNGKey(1), (500, 2))
         >>> abs(energy_distance(a, b)) < 0.01, energy_distance(a + 1.0, b) > 0.5
         (True, True)
     """
-    for name, t in (("x", x), ("y", y)):
-        if not hasattr(t, "shape") or jnp.ndim(t) != 2 or t.shape[0] < 2:
-            got = tuple(t.shape) if hasattr(t, "shape") else type(t).__name__
-            raise ValueError(f"energy_distance: expected {name} of shape (n >= 2, d), got {got}")
-    if x.shape[1] != y.shape[1]:
-        raise ValueError(f"energy_distance: x has {x.shape[1]} coordinates, y has {y.shape[1]}")
-    x, y = jnp.asarray(x), jnp.asarray(y)
-    if standardize:
-        scale = jnp.std(y, 0, ddof=1)
-        x, y = x / scale, y / scale
-    xy = _pairwise_mean(x, y, False)
-    xx = _pairwise_mean(x, x, True)
-    yy = _pairwise_mean(y, y, True)
-    return float(2 * xy - xx - yy)
+    return energy_distance_np(np.asarray(x), np.asarray(y), standardize)
+
+
+def _model_trace(model: Callable, args, kwargs):
+    with handlers.block(), handlers.seed(rng_seed=0):
+        return handlers.trace(model).get_trace(*args, **kwargs)
+
+
+def to_inference_data(
+    model: Callable,
+    guide,
+    params: dict,
+    rng_key: Array,
+    *args,
+    num_samples: int = 1000,
+    num_chains: int = 4,
+    coords: Mapping | None = None,
+    dims: Mapping | None = None,
+    **kwargs,
+):
+    """Draws of a fitted guide as ArviZ data, with the groups of
+    :func:`pyro_ardae.to_inference_data` (posterior, log_likelihood, posterior_predictive,
+    observed_data); ``params`` as returned by ``svi.get_params`` / ``svi.run``."""
+    if not isinstance(num_samples, int) or num_samples < num_chains or num_chains < 1:
+        raise ValueError(
+            f"to_inference_data: expected num_samples >= num_chains >= 1, got "
+            f"num_samples={num_samples!r}, num_chains={num_chains!r}"
+        )
+    key_post, key_pred = jax.random.split(rng_key)
+    posterior = guide.sample_posterior(
+        key_post, params, *args, sample_shape=(num_samples,), **kwargs
+    )
+    trace = _model_trace(model, args, kwargs)
+    observed = {
+        n: np.asarray(s["value"])
+        for n, s in trace.items()
+        if s["type"] == "sample" and s["is_observed"]
+    }
+    loglik = log_likelihood(model, posterior, *args, **kwargs)
+    predictive = Predictive(model, posterior_samples=posterior, return_sites=list(observed))(
+        key_pred, *args, **kwargs
+    )
+    groups = {
+        "posterior": posterior,
+        "log_likelihood": {k: loglik[k] for k in observed},
+        "posterior_predictive": {k: predictive[k] for k in observed},
+    }
+    arrays = {
+        g: {k: split_chains(np.asarray(v), num_chains) for k, v in d.items()}
+        for g, d in groups.items()
+    }
+    arrays["observed_data"] = observed
+    return inference_data(arrays, coords, dims)
+
+
+def _draws(samples) -> dict[str, np.ndarray]:
+    post = posterior_group(samples)
+    if post is None:
+        return {k: np.asarray(v) for k, v in samples.items()}
+    return {
+        k: np.asarray(post[k]).reshape((-1,) + np.asarray(post[k]).shape[2:])
+        for k in post.data_vars
+    }
+
+
+def stein_discrepancy(model: Callable, samples, *args, **kwargs) -> float:
+    r"""Kernel Stein discrepancy (IMQ kernel) of posterior ``samples`` under ``model`` in the
+    unconstrained space, coordinates scaled by their sd; as
+    :func:`pyro_ardae.stein_discrepancy`."""
+    draws = _draws(samples)
+    trace = _model_trace(model, args, kwargs)
+    latents = {n: s for n, s in trace.items() if s["type"] == "sample" and not s["is_observed"]}
+    missing = set(latents) - set(draws)
+    if missing:
+        raise ValueError(f"stein_discrepancy: no draws for the latent sites {sorted(missing)}")
+    names = list(latents)
+    unconstrained = {
+        n: jax.vmap(biject_to(latents[n]["fn"].support).inv)(jnp.asarray(draws[n])) for n in names
+    }
+
+    def energy(u):
+        return potential_energy(model, args, kwargs, u)
+
+    scores = jax.vmap(lambda u: jax.tree.map(jnp.negative, jax.grad(energy)(u)))(unconstrained)
+    x, _ = flat_draws({n: np.asarray(unconstrained[n]) for n in names}, names)
+    s, _ = flat_draws({n: np.asarray(scores[n]) for n in names}, names)
+    sd = x.std(0, ddof=1)
+    return imq_stein_discrepancy(x / sd, s * sd)

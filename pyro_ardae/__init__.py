@@ -6,7 +6,12 @@ density), :class:`ARDAE_ELBO` (their ELBO), and the score estimator they use,
 """
 
 from .autoguide import AutoImplicitGuide, Generator
-from .diagnostics import energy_distance
+from .diagnostics import (
+    compare_to_reference,
+    energy_distance,
+    stein_discrepancy,
+    to_inference_data,
+)
 from .elbo import ARDAE_ELBO
 from .estimator import ScoreEstimator, Standardization
 from .guide import ImplicitDistribution, ImplicitGuide
@@ -23,5 +28,8 @@ __all__ = [
     "ScoreNet",
     "Standardization",
     "ardae_loss",
+    "compare_to_reference",
     "energy_distance",
+    "stein_discrepancy",
+    "to_inference_data",
 ]

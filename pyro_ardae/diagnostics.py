@@ -1,26 +1,51 @@
-"""Sample-based diagnostics of fitted posteriors (an implicit guide has no log q)."""
+"""Diagnostics of fitted posteriors: ArviZ export and checks that need no log q.
+
+An implicit guide has no density, so importance-sampling diagnostics (PSIS k-hat, Pyro's
+``psis_diagnostic``) do not apply. What does:
+
+* :func:`stein_discrepancy`: how far the guide's draws are from the model's posterior,
+  measured with the model's own :math:`\\nabla \\log p` (no reference draws needed). It is
+  :math:`O(n^{-1/2})` even for exact draws, so compare it with its value for exact or NUTS
+  draws of the same size on a problem you can solve, or between fits of the same model;
+  distrust a fit whose value is several times that reference.
+* :func:`compare_to_reference`: per-parameter standardised errors of the mean and the sd
+  and an energy distance against reference draws (NUTS, exact).
+* :func:`to_inference_data`: the ArviZ workflow (``az.summary``, ``az.loo``, plots).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
+import numpy as np
 import torch
+from pyro import poutine
+from pyro.infer.mcmc.util import initialize_model
+from pyro.poutine.util import prune_subsample_sites
 from torch import Tensor
+
+from ._arviz import (
+    compare_to_reference,
+    energy_distance_np,
+    flat_draws,
+    imq_stein_discrepancy,
+    inference_data,
+    posterior_group,
+    split_chains,
+)
+
+__all__ = ["compare_to_reference", "energy_distance", "stein_discrepancy", "to_inference_data"]
+
+
+def _numpy(x) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x)
 
 
 def energy_distance(x: Tensor, y: Tensor, standardize: bool = True) -> float:
-    r"""Squared energy distance between two samples (Székely & Rizzo, 2013),
-
-    .. math::
-
-        D^2 = 2\,\mathbb{E}\|X - Y\| - \mathbb{E}\|X - X'\| - \mathbb{E}\|Y - Y'\|,
-
-    with U-statistics for the within-sample terms, so it is unbiased and about 0 (it can be
-    slightly negative) when both samples come from one law. With ``standardize`` every
-    coordinate is divided by the sd of the reference ``y``, so that the scale of each
-    parameter does not decide the value.
-
-    Args:
-        x: draws ``(n, d)``, e.g. of a guide.
-        y: reference draws ``(m, d)``, e.g. exact or NUTS.
+    r"""Squared energy distance :math:`2\mathbb{E}\|X - Y\| - \mathbb{E}\|X - X'\| -
+    \mathbb{E}\|Y - Y'\|` between draws ``x`` ``(n, d)`` and reference draws ``y`` ``(m, d)``
+    (U-statistics, so about 0 for two samples of one law; Székely & Rizzo, 2013), each
+    coordinate divided by the reference's sd when ``standardize``.
 
     Example:
         >>> _ = torch.manual_seed(0)
@@ -28,18 +53,112 @@ def energy_distance(x: Tensor, y: Tensor, standardize: bool = True) -> float:
         >>> abs(energy_distance(a, b)) < 0.01, energy_distance(a + 1.0, b) > 0.5
         (True, True)
     """
-    for name, t in (("x", x), ("y", y)):
-        if not isinstance(t, Tensor) or t.dim() != 2 or t.shape[0] < 2:
-            got = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
-            raise ValueError(f"energy_distance: expected {name} of shape (n >= 2, d), got {got}")
-    if x.shape[1] != y.shape[1]:
-        raise ValueError(f"energy_distance: x has {x.shape[1]} coordinates, y has {y.shape[1]}")
-    x, y = x.double(), y.double()
-    if standardize:
-        scale = y.std(0)
-        x, y = x / scale, y / scale
-    n, m = x.shape[0], y.shape[0]
-    xy = torch.cdist(x, y).mean()
-    xx = torch.cdist(x, x).sum() / (n * (n - 1))
-    yy = torch.cdist(y, y).sum() / (m * (m - 1))
-    return float(2 * xy - xx - yy)
+    return energy_distance_np(_numpy(x), _numpy(y), standardize)
+
+
+def _traces(model: Callable, guide: Callable, args, kwargs):
+    with torch.no_grad(), poutine.block():
+        guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
+        model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(
+            *args, **kwargs
+        )
+        predictive = poutine.trace(
+            poutine.uncondition(poutine.replay(model, trace=guide_trace))
+        ).get_trace(*args, **kwargs)
+    model_trace = prune_subsample_sites(model_trace)
+    model_trace.compute_log_prob()
+    return model_trace, predictive
+
+
+def to_inference_data(
+    model: Callable,
+    guide: Callable,
+    *args,
+    num_samples: int = 1000,
+    num_chains: int = 4,
+    coords: Mapping | None = None,
+    dims: Mapping | None = None,
+    **kwargs,
+):
+    """Draws of a fitted guide as ArviZ data (``InferenceData`` with ArviZ 0.x, a
+    ``DataTree`` with 1.x).
+
+    Groups: ``posterior`` (the model's latent sites), ``log_likelihood`` (the log-density
+    of each observation, per element of its plates, for ``az.loo``/``az.waic``/
+    ``az.compare``), ``posterior_predictive`` (the observed sites drawn anew) and
+    ``observed_data``. The ``num_samples`` draws are independent; they are split into
+    ``num_chains`` chains so that ``az.summary``, ``az.ess`` and ``az.rhat`` work (R-hat is
+    1 and the ESS is about ``num_samples`` for independent draws: they check the export, not
+    the fit). ``coords``/``dims`` name the dims of plated sites as in ``az.from_dict``.
+    """
+    if not isinstance(num_samples, int) or num_samples < num_chains or num_chains < 1:
+        raise ValueError(
+            f"to_inference_data: expected num_samples >= num_chains >= 1, got "
+            f"num_samples={num_samples!r}, num_chains={num_chains!r}"
+        )
+    groups: dict[str, dict[str, list]] = {
+        "posterior": {},
+        "log_likelihood": {},
+        "posterior_predictive": {},
+    }
+    observed: dict[str, np.ndarray] = {}
+    for _ in range(num_samples):
+        model_trace, predictive = _traces(model, guide, args, kwargs)
+        for name, site in model_trace.nodes.items():
+            if site["type"] != "sample":
+                continue
+            if site["is_observed"]:
+                observed[name] = _numpy(site["value"])
+                groups["log_likelihood"].setdefault(name, []).append(_numpy(site["log_prob"]))
+                pred = predictive.nodes[name]["value"]
+                groups["posterior_predictive"].setdefault(name, []).append(_numpy(pred))
+            else:
+                groups["posterior"].setdefault(name, []).append(_numpy(site["value"]))
+    arrays = {
+        g: {k: split_chains(np.stack(v), num_chains) for k, v in d.items()}
+        for g, d in groups.items()
+    }
+    arrays["observed_data"] = observed
+    return inference_data(arrays, coords, dims)
+
+
+def _draws(samples) -> dict[str, np.ndarray]:
+    """``{name: (n, ...)}`` from a dict of arrays or ArviZ data (chains flattened)."""
+    post = posterior_group(samples)
+    if post is None:
+        return {k: _numpy(v) for k, v in samples.items()}
+    return {
+        k: np.asarray(post[k]).reshape((-1,) + np.asarray(post[k]).shape[2:])
+        for k in post.data_vars
+    }
+
+
+def stein_discrepancy(model: Callable, samples, *args, **kwargs) -> float:
+    r"""Kernel Stein discrepancy (IMQ kernel) of posterior ``samples`` under ``model``, in
+    the model's unconstrained space with every coordinate scaled by its sd (so it does not
+    depend on units). ``samples``: ``{site: (n, ...)}`` draws of every latent site, or ArviZ
+    data from :func:`to_inference_data`. Needs no log q and no reference draws; see the
+    module's docstring for how to read it.
+    """
+    draws = _draws(samples)
+    _, potential_fn, transforms, trace = initialize_model(model, args, kwargs)
+    names = [n for n, s in prune_subsample_sites(trace).iter_stochastic_nodes()]
+    missing = set(names) - set(draws)
+    if missing:
+        raise ValueError(f"stein_discrepancy: no draws for the latent sites {sorted(missing)}")
+    n = len(next(iter(draws.values())))
+    xs, scores = [], []
+    for i in range(n):
+        u = {
+            name: transforms[name](torch.as_tensor(draws[name][i], dtype=torch.get_default_dtype()))
+            .detach()
+            .requires_grad_(True)
+            for name in names
+        }
+        grads = torch.autograd.grad(potential_fn(u), [u[k] for k in names])
+        xs.append({k: _numpy(u[k]) for k in names})
+        scores.append({k: -_numpy(g) for k, g in zip(names, grads, strict=True)})
+    x, _ = flat_draws({k: np.stack([d[k] for d in xs]) for k in names}, names)
+    s, _ = flat_draws({k: np.stack([d[k] for d in scores]) for k in names}, names)
+    sd = x.std(0, ddof=1)
+    return imq_stein_discrepancy(x / sd, s * sd)
