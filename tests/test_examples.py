@@ -7,7 +7,19 @@ from pathlib import Path
 import pytest
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-SHRUNK = {"banana.py": ["--steps", "30", "--num-samples", "200"]}
+SHRUNK = {
+    "banana.py": ["--steps", "30", "--num-samples", "200"],
+    "diagnostics.py": [
+        "--steps",
+        "30",
+        "--num-samples",
+        "100",
+        "--nuts-draws",
+        "50",
+        "--chains",
+        "1",
+    ],
+}
 
 
 def test_every_example_is_listed():
@@ -24,7 +36,7 @@ def load(name):
 @pytest.mark.parametrize("name", sorted(SHRUNK))
 def test_example_runs(name, tmp_path):
     module = load(name)
-    out = tmp_path / "figure.png"
+    out = tmp_path / "out.png" if name == "banana.py" else tmp_path / "figures"
     result = module.main(module.parser().parse_args([*SHRUNK[name], "--out", str(out)]))
     assert out.exists()
     assert all(math.isfinite(v) for v in result.values())
