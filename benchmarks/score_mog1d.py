@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable
 
 import torch
+from common import provenance
 from torch import Tensor, nn
 
 from pyro_ardae import ScoreEstimator, ScoreNet, ardae_loss
@@ -158,6 +159,7 @@ def main(args: argparse.Namespace) -> dict:
         "steps": args.steps,
         "seeds": args.seeds,
         "seconds": round(time.time() - start, 1),
+        **provenance(),
     }
     print(json.dumps(result))
     return result
