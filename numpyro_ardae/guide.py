@@ -18,6 +18,8 @@ from numpyro.distributions.transforms import biject_to
 from numpyro.distributions.util import sum_rightmost
 from numpyro.primitives import mutable as numpyro_mutable
 
+from pyro_ardae._common import guide_sites
+
 from .estimator import ScoreEstimator
 from .score import Parameterization, ScoreSpec, score_spec
 
@@ -179,31 +181,11 @@ class ImplicitGuide:
         score_parameterization: Parameterization = "vector",
         score_delta: float = 0.1,
     ) -> None:
-        if not callable(net):
-            raise TypeError(f"ImplicitGuide: expected a callable net, got {type(net).__name__}")
-        if not isinstance(noise_dim, int) or noise_dim < 1:
-            raise ValueError(
-                f"ImplicitGuide: expected noise_dim to be an int >= 1, got {noise_dim!r}"
-            )
-        if context is not None and not callable(context):
-            raise TypeError(
-                "ImplicitGuide: expected context to be callable or None, "
-                f"got {type(context).__name__}"
-            )
-        if isinstance(sites, str):
-            sites = [sites]
-        if not isinstance(sites, Mapping):
-            sites = {name: constraints.real for name in sites}
-        if not sites or not all(isinstance(k, str) for k in sites):
-            raise ValueError(f"ImplicitGuide: expected one or more site names, got {sites!r}")
-        for name, support in sites.items():
-            if not isinstance(support, constraints.Constraint) or support.is_discrete:
-                raise ValueError(
-                    f"ImplicitGuide: site {name!r} needs a continuous support, got {support!r}"
-                )
+        self.supports = guide_sites(
+            net, noise_dim, sites, context, constraints.Constraint, constraints.real
+        )
         self.net = net
         self.noise_dim = noise_dim
-        self.supports = dict(sites)
         self.context = context
         self.context_event_dim = context_event_dim
         self.prefix = prefix

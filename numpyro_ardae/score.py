@@ -3,38 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Literal, NamedTuple
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jax import Array
 
-Parameterization = Literal["vector", "gradient"]
-PARAMETERIZATIONS = ("vector", "gradient")
+from pyro_ardae._common import PARAMETERIZATIONS, Parameterization, ScoreSpec, score_spec
 
-
-class ScoreSpec(NamedTuple):
-    """Architecture of a guide's score network; the guide owns it, the ELBO trains it."""
-
-    hidden: tuple[int, ...] = (128, 128, 128)
-    parameterization: Parameterization = "vector"
-    delta: float = 0.1
-
-
-def score_spec(owner: str, hidden: Sequence[int], parameterization: str, delta: float) -> ScoreSpec:
-    """Validated :class:`ScoreSpec`; errors name ``owner``."""
-    if parameterization not in PARAMETERIZATIONS:
-        raise ValueError(
-            f"{owner}: expected score_parameterization in {PARAMETERIZATIONS}, "
-            f"got {parameterization!r}"
-        )
-    hidden = tuple(hidden)
-    if not all(isinstance(w, int) and w > 0 for w in hidden):
-        raise ValueError(f"{owner}: expected score_hidden to be positive ints, got {hidden!r}")
-    if not (isinstance(delta, int | float) and delta > 0):
-        raise ValueError(f"{owner}: expected score_delta > 0, got {delta!r}")
-    return ScoreSpec(hidden, parameterization, float(delta))
+__all__ = ["PARAMETERIZATIONS", "Parameterization", "ScoreNet", "ScoreSpec", "score_spec"]
 
 
 class MLP(eqx.Module):

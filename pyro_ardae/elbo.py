@@ -14,66 +14,37 @@ from pyro.util import check_site_shape, warn_if_nan
 from torch import Tensor, nn
 from torch.distributions import constraints
 
+from ._common import Site, check_elbo_options, check_model_guide, same_support
 from .estimator import ScoreEstimator
 from .guide import Draw, ImplicitDistribution
 
 
-def _same_support(a: constraints.Constraint, b: constraints.Constraint) -> bool:
-    while isinstance(a, constraints.independent):
-        a = a.base_constraint
-    while isinstance(b, constraints.independent):
-        b = b.base_constraint
-    if type(a) is not type(b):
-        return False
-    for attr in ("lower_bound", "upper_bound"):
-        x, y = getattr(a, attr, None), getattr(b, attr, None)
-        if x is not None or y is not None:
-            if not torch.equal(torch.as_tensor(x), torch.as_tensor(y)):
-                return False
-    return True
+def _bound(x):
+    return None if x is None else torch.as_tensor(x).detach().cpu().numpy()
 
 
 def check_traces(model_trace, guide_trace) -> None:
     """Clear errors for a guide that does not fit ``ARDAE_ELBO`` or the model."""
-    latents = {
-        name for name, site in model_trace.iter_stochastic_nodes() if not site["is_observed"]
+    model = {
+        name: Site(site["is_observed"], site["fn"].support, type(site["fn"]).__name__, False)
+        for name, site in model_trace.nodes.items()
+        if site["type"] == "sample"
     }
-    guided = set()
-    for name, site in guide_trace.iter_stochastic_nodes():
-        if not isinstance(site["fn"], ImplicitDistribution):
-            raise TypeError(
-                f"ARDAE_ELBO: guide site {name!r} has a {type(site['fn']).__name__}; "
-                "ARDAE_ELBO trains implicit guides (pyro_ardae.ImplicitGuide or "
-                "AutoImplicitGuide), whose sites come from a generator network"
-            )
-        guided.add(name)
-        if name not in model_trace.nodes or model_trace.nodes[name]["type"] != "sample":
-            raise ValueError(
-                f"ARDAE_ELBO: the guide samples {name!r} but the model has no such site; "
-                f"the model's latent sites are {sorted(latents)}"
-            )
-        model_site = model_trace.nodes[name]
-        if model_site["is_observed"]:
-            raise ValueError(f"ARDAE_ELBO: the guide samples {name!r}, which the model observes")
-        support = model_site["fn"].support
-        if support.is_discrete:
-            raise ValueError(
-                f"ARDAE_ELBO: model site {name!r} is discrete; implicit guides need "
-                "continuous latents"
-            )
-        if not _same_support(site["fn"].support, support):
-            raise ValueError(
-                f"ARDAE_ELBO: model site {name!r} has support {support}, the guide's has "
-                f"{site['fn'].support}; give the guide the same support "
-                "(ImplicitGuide(..., sites={name: support}))"
-            )
-    missing = latents - guided
-    if missing:
-        raise ValueError(
-            f"ARDAE_ELBO: the model's latent sites {sorted(missing)} are not sampled by the guide"
+    guide = {
+        name: Site(
+            False,
+            site["fn"].support,
+            type(site["fn"]).__name__,
+            isinstance(site["fn"], ImplicitDistribution),
         )
-    if not guided:
-        raise ValueError("ARDAE_ELBO: the guide samples no latent site")
+        for name, site in guide_trace.iter_stochastic_nodes()
+    }
+    check_model_guide(
+        model,
+        guide,
+        lambda a, b: same_support(a, b, constraints.independent, _bound),
+        "pyro_ardae",
+    )
 
 
 def _draws(guide_trace) -> dict[int, tuple[Draw, list[str]]]:
@@ -156,16 +127,13 @@ class ARDAE_ELBO(ELBO):
         score_lr: float = 1e-3,
         score_optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer] | None = None,
     ) -> None:
-        for key, value, low in (
-            ("num_particles", num_particles, 1),
-            ("score_steps", score_steps, 0),
-            ("score_samples", score_samples, 2),
-            ("num_noise", num_noise, 1),
-        ):
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise ValueError(f"ARDAE_ELBO: expected {key} to be an int >= {low}, got {value!r}")
-        if not score_lr > 0:
-            raise ValueError(f"ARDAE_ELBO: expected score_lr > 0, got {score_lr!r}")
+        check_elbo_options(
+            score_lr,
+            num_particles=num_particles,
+            score_steps=score_steps,
+            score_samples=score_samples,
+            num_noise=num_noise,
+        )
         super().__init__(
             num_particles=num_particles,
             max_plate_nesting=max_plate_nesting,

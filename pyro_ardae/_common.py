@@ -1,0 +1,152 @@
+"""Backend-free pieces shared by ``pyro_ardae`` and ``numpyro_ardae``: the score network's
+spec, argument checks and the model/guide consistency checks with their messages. Nothing
+here imports torch or jax; the backends pass in what differs (constraint classes, traces
+reduced to plain site descriptions)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal, NamedTuple
+
+import numpy as np
+
+Parameterization = Literal["vector", "gradient"]
+PARAMETERIZATIONS = ("vector", "gradient")
+
+
+class ScoreSpec(NamedTuple):
+    """Architecture of a guide's score network; the guide owns it, the ELBO trains it."""
+
+    hidden: tuple[int, ...] = (128, 128, 128)
+    parameterization: Parameterization = "vector"
+    delta: float = 0.1
+
+
+def score_spec(owner: str, hidden: Sequence[int], parameterization: str, delta: float) -> ScoreSpec:
+    """Validated :class:`ScoreSpec`; errors name ``owner``."""
+    if parameterization not in PARAMETERIZATIONS:
+        raise ValueError(
+            f"{owner}: expected score_parameterization in {PARAMETERIZATIONS}, "
+            f"got {parameterization!r}"
+        )
+    hidden = tuple(hidden)
+    if not all(isinstance(w, int) and w > 0 for w in hidden):
+        raise ValueError(f"{owner}: expected score_hidden to be positive ints, got {hidden!r}")
+    if not (isinstance(delta, int | float) and delta > 0):
+        raise ValueError(f"{owner}: expected score_delta > 0, got {delta!r}")
+    return ScoreSpec(hidden, parameterization, float(delta))
+
+
+def check_elbo_options(score_lr: float, **ints: int) -> None:
+    """``ARDAE_ELBO``'s integer options (name=value, with their minimum) and ``score_lr``."""
+    minimum = {"num_particles": 1, "score_steps": 0, "score_samples": 2, "num_noise": 1}
+    for key, value in ints.items():
+        low = minimum[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise ValueError(f"ARDAE_ELBO: expected {key} to be an int >= {low}, got {value!r}")
+    if not score_lr > 0:
+        raise ValueError(f"ARDAE_ELBO: expected score_lr > 0, got {score_lr!r}")
+
+
+def guide_sites(
+    net: Any,
+    noise_dim: Any,
+    sites: str | Sequence[str] | Mapping[str, Any],
+    context: Any,
+    constraint_type: type,
+    real: Any,
+) -> dict[str, Any]:
+    """Check ``ImplicitGuide``'s arguments; returns ``{site: support}``."""
+    if not callable(net):
+        raise TypeError(f"ImplicitGuide: expected a callable net, got {type(net).__name__}")
+    if not isinstance(noise_dim, int) or noise_dim < 1:
+        raise ValueError(f"ImplicitGuide: expected noise_dim to be an int >= 1, got {noise_dim!r}")
+    if context is not None and not callable(context):
+        raise TypeError(
+            f"ImplicitGuide: expected context to be callable or None, got {type(context).__name__}"
+        )
+    if isinstance(sites, str):
+        sites = [sites]
+    if not isinstance(sites, Mapping):
+        sites = {name: real for name in sites}
+    if not sites or not all(isinstance(k, str) for k in sites):
+        raise ValueError(f"ImplicitGuide: expected one or more site names, got {sites!r}")
+    for name, support in sites.items():
+        if not isinstance(support, constraint_type) or support.is_discrete:
+            raise ValueError(
+                f"ImplicitGuide: site {name!r} needs a continuous support, got {support!r}"
+            )
+    return dict(sites)
+
+
+def same_support(a: Any, b: Any, independent: type, to_numpy: Callable[[Any], Any]) -> bool:
+    """Whether two constraints are the same, bounds included (``independent`` wrappers
+    unwrapped); bounds that cannot be read now (traced values) are not compared."""
+    while isinstance(a, independent):
+        a = a.base_constraint
+    while isinstance(b, independent):
+        b = b.base_constraint
+    if type(a) is not type(b):
+        return False
+    for attr in ("lower_bound", "upper_bound"):
+        x, y = getattr(a, attr, None), getattr(b, attr, None)
+        if x is None and y is None:
+            continue
+        x, y = to_numpy(x), to_numpy(y)
+        if x is None or y is None:
+            continue
+        if not np.array_equal(x, y):
+            return False
+    return True
+
+
+class Site(NamedTuple):
+    """What the checks need of one sample site."""
+
+    observed: bool
+    support: Any
+    fn: str  # the class name of the site's distribution
+    implicit: bool  # a site of an implicit guide
+
+
+def check_model_guide(
+    model: Mapping[str, Site],
+    guide: Mapping[str, Site],
+    same: Callable[[Any, Any], bool],
+    package: str,
+) -> None:
+    """Clear errors for a guide that does not fit ``ARDAE_ELBO`` or the model."""
+    latents = {name for name, site in model.items() if not site.observed}
+    for name, site in guide.items():
+        if not site.implicit:
+            raise TypeError(
+                f"ARDAE_ELBO: guide site {name!r} has a {site.fn}; ARDAE_ELBO trains implicit "
+                f"guides ({package}.ImplicitGuide or AutoImplicitGuide), whose sites come from "
+                "a generator network"
+            )
+        if name not in model:
+            raise ValueError(
+                f"ARDAE_ELBO: the guide samples {name!r} but the model has no such site; "
+                f"the model's latent sites are {sorted(latents)}"
+            )
+        model_site = model[name]
+        if model_site.observed:
+            raise ValueError(f"ARDAE_ELBO: the guide samples {name!r}, which the model observes")
+        if model_site.support.is_discrete:
+            raise ValueError(
+                f"ARDAE_ELBO: model site {name!r} is discrete; implicit guides need "
+                "continuous latents"
+            )
+        if not same(site.support, model_site.support):
+            raise ValueError(
+                f"ARDAE_ELBO: model site {name!r} has support {model_site.support}, the "
+                f"guide's has {site.support}; give the guide the same support "
+                "(ImplicitGuide(..., sites={name: support}))"
+            )
+    missing = latents - set(guide)
+    if missing:
+        raise ValueError(
+            f"ARDAE_ELBO: the model's latent sites {sorted(missing)} are not sampled by the guide"
+        )
+    if not guide:
+        raise ValueError("ARDAE_ELBO: the guide samples no latent site")
