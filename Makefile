@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 install: $(VENV)/.installed
 
 demo: $(VENV)/.installed
-	$(PY) examples/banana.py --out outputs/banana.png
+	$(PY) examples/energy_fitting.py --targets U3 --steps 3000 --out outputs/energy_fitting_U3.png
 
 test: $(VENV)/.installed
 	$(PY) -m ruff check .

@@ -19,6 +19,17 @@ SHRUNK = {
         "--chains",
         "1",
     ],
+    "energy_fitting.py": [
+        "--targets",
+        "U1",
+        "--steps",
+        "20",
+        "--particles",
+        "32",
+        "--num-samples",
+        "200",
+        "--no-progress",
+    ],
 }
 
 
@@ -36,7 +47,7 @@ def load(name):
 @pytest.mark.parametrize("name", sorted(SHRUNK))
 def test_example_runs(name, tmp_path):
     module = load(name)
-    out = tmp_path / "out.png" if name == "banana.py" else tmp_path / "figures"
+    out = tmp_path / ("figures" if name == "diagnostics.py" else "out.png")
     result = module.main(module.parser().parse_args([*SHRUNK[name], "--out", str(out)]))
     assert out.exists()
     assert all(math.isfinite(v) for v in result.values())
