@@ -16,6 +16,8 @@ from numpyro.contrib.module import eqx_module
 from numpyro.infer.autoguide import AutoGuide
 from numpyro.infer.initialization import init_to_median
 
+from pyro_ardae._common import check_autoguide_args, noise_dim_for
+
 from .guide import Draw, declare_score_state, emit_site, sample_posterior
 from .score import MLP, Parameterization, score_spec
 
@@ -81,12 +83,7 @@ class AutoImplicitGuide(AutoGuide):
         score_parameterization: Parameterization = "vector",
         score_delta: float = 0.1,
     ) -> None:
-        if noise_dim is not None and (not isinstance(noise_dim, int) or noise_dim < 1):
-            raise ValueError(
-                f"AutoImplicitGuide: expected noise_dim to be an int >= 1, got {noise_dim!r}"
-            )
-        if not init_scale > 0:
-            raise ValueError(f"AutoImplicitGuide: expected init_scale > 0, got {init_scale!r}")
+        check_autoguide_args(noise_dim, init_scale)
         super().__init__(model, prefix=prefix, init_loc_fn=init_loc_fn)
         self._noise_dim = noise_dim
         self._hidden = tuple(hidden)
@@ -123,12 +120,7 @@ class AutoImplicitGuide(AutoGuide):
         super()._setup_prototype(*args, **kwargs)
         init_latent, self._unravel = ravel_pytree(self._init_locs)
         self.latent_dim = init_latent.shape[0]
-        noise_dim = self._noise_dim or max(10, self.latent_dim)
-        if noise_dim < self.latent_dim:
-            raise ValueError(
-                f"AutoImplicitGuide: noise_dim={noise_dim} is below the latent dimension "
-                f"{self.latent_dim}; q would have no density. Use noise_dim >= {self.latent_dim}."
-            )
+        noise_dim = noise_dim_for(self._noise_dim, self.latent_dim)
         self._generator = Generator(
             noise_dim,
             init_latent,

@@ -13,9 +13,12 @@ from typing import NamedTuple
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jax import Array
 from jax.scipy.linalg import solve_triangular
+
+from pyro_ardae._common import check_samples
 
 from .loss import ardae_loss, sample_noise
 from .score import Parameterization, ScoreNet
@@ -150,28 +153,7 @@ class ScoreEstimator:
         return ScoreState(net, self.optimizer.init(eqx.filter(net, eqx.is_array)))
 
     def _check(self, z: Array, context: Array | None, min_dims: int) -> None:
-        if not hasattr(z, "shape"):
-            raise TypeError(f"ScoreEstimator: expected samples as an array, got {type(z)}")
-        if z.ndim < min_dims or z.shape[-1] != self.dim:
-            expected = "(..., m, d)" if self.context_dim else "(..., d)"
-            raise ValueError(
-                f"ScoreEstimator: expected shape {expected} with at least {min_dims} dims "
-                f"and d={self.dim}, got {tuple(z.shape)}"
-            )
-        if self.context_dim:
-            if context is None or context.ndim != 2 or context.shape[-1] != self.context_dim:
-                got = None if context is None else tuple(context.shape)
-                raise ValueError(
-                    f"ScoreEstimator: expected a context of shape (m, {self.context_dim}), "
-                    f"got {got}"
-                )
-            if z.shape[-2] != context.shape[0]:
-                raise ValueError(
-                    f"ScoreEstimator: samples have {z.shape[-2]} context rows, "
-                    f"the context has {context.shape[0]}"
-                )
-        elif context is not None:
-            raise ValueError("ScoreEstimator: built without a context, got one")
+        check_samples(self.dim, self.context_dim, z, context, min_dims, (jax.Array, np.ndarray))
 
     def set_stats(self, samples: Array, context: Array | None = None) -> Standardization:
         """The whitening map of ``samples`` (``(n, d)``, or ``(n, m, d)`` per context)."""

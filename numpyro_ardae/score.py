@@ -9,7 +9,13 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from pyro_ardae._common import PARAMETERIZATIONS, Parameterization, ScoreSpec, score_spec
+from pyro_ardae._common import (
+    PARAMETERIZATIONS,
+    Parameterization,
+    ScoreSpec,
+    check_score_net_args,
+    score_spec,
+)
 
 __all__ = ["PARAMETERIZATIONS", "Parameterization", "ScoreNet", "ScoreSpec", "score_spec"]
 
@@ -91,19 +97,7 @@ class ScoreNet(eqx.Module):
         key: Array,
         dtype=None,
     ) -> None:
-        if not isinstance(dim, int) or dim < 1:
-            raise ValueError(f"ScoreNet: expected dim to be a positive int, got {dim!r}")
-        if not isinstance(context_dim, int) or context_dim < 0:
-            raise ValueError(
-                f"ScoreNet: expected context_dim to be an int >= 0, got {context_dim!r}"
-            )
-        if parameterization not in PARAMETERIZATIONS:
-            raise ValueError(
-                f"ScoreNet: expected parameterization in {PARAMETERIZATIONS}, "
-                f"got {parameterization!r}"
-            )
-        if not delta > 0:
-            raise ValueError(f"ScoreNet: expected delta > 0, got {delta!r}")
+        check_score_net_args(dim, context_dim, parameterization, delta)
         out_dim = dim if parameterization == "vector" else 1
         self.h = MLP(dim + 1 + context_dim, hidden, out_dim, activation, key=key, dtype=dtype)
         self.dim = dim

@@ -37,6 +37,71 @@ def score_spec(owner: str, hidden: Sequence[int], parameterization: str, delta: 
     return ScoreSpec(hidden, parameterization, float(delta))
 
 
+def check_score_net_args(dim: Any, context_dim: Any, parameterization: Any, delta: Any) -> None:
+    """``ScoreNet``'s arguments."""
+    if not isinstance(dim, int) or dim < 1:
+        raise ValueError(f"ScoreNet: expected dim to be a positive int, got {dim!r}")
+    if not isinstance(context_dim, int) or context_dim < 0:
+        raise ValueError(f"ScoreNet: expected context_dim to be an int >= 0, got {context_dim!r}")
+    if parameterization not in PARAMETERIZATIONS:
+        raise ValueError(
+            f"ScoreNet: expected parameterization in {PARAMETERIZATIONS}, got {parameterization!r}"
+        )
+    if not delta > 0:
+        raise ValueError(f"ScoreNet: expected delta > 0, got {delta!r}")
+
+
+def check_samples(
+    dim: int, context_dim: int, z: Any, context: Any, min_dims: int, array_types: tuple
+) -> None:
+    """Shapes of samples ``z`` and of the context for a ``ScoreEstimator``: ``(..., d)``, or
+    ``(..., m, d)`` with a context ``(m, k)``."""
+    if not isinstance(z, array_types):
+        names = " or ".join(t.__name__ for t in array_types)
+        raise TypeError(f"ScoreEstimator: expected samples as a {names}, got {type(z)}")
+    if z.ndim < min_dims or z.shape[-1] != dim:
+        expected = "(..., m, d)" if context_dim else "(..., d)"
+        raise ValueError(
+            f"ScoreEstimator: expected shape {expected} with at least {min_dims} dims "
+            f"and d={dim}, got {tuple(z.shape)}"
+        )
+    if context_dim:
+        if context is None or context.ndim != 2 or context.shape[-1] != context_dim:
+            got = None if context is None else tuple(context.shape)
+            raise ValueError(
+                f"ScoreEstimator: expected a context of shape (m, {context_dim}), got {got}"
+            )
+        if z.shape[-2] != context.shape[0]:
+            raise ValueError(
+                f"ScoreEstimator: samples have {z.shape[-2]} context rows, "
+                f"the context has {context.shape[0]}"
+            )
+    elif context is not None:
+        raise ValueError("ScoreEstimator: built without a context, got one")
+
+
+def check_autoguide_args(noise_dim: Any, init_scale: Any) -> None:
+    """``AutoImplicitGuide``'s ``noise_dim`` and ``init_scale``."""
+    if noise_dim is not None and (not isinstance(noise_dim, int) or noise_dim < 1):
+        raise ValueError(
+            f"AutoImplicitGuide: expected noise_dim to be an int >= 1, got {noise_dim!r}"
+        )
+    if not init_scale > 0:
+        raise ValueError(f"AutoImplicitGuide: expected init_scale > 0, got {init_scale!r}")
+
+
+def noise_dim_for(noise_dim: int | None, latent_dim: int) -> int:
+    """The generator's noise dimension: ``max(10, latent_dim)`` by default, never below
+    ``latent_dim`` (else q has no density)."""
+    noise_dim = noise_dim or max(10, latent_dim)
+    if noise_dim < latent_dim:
+        raise ValueError(
+            f"AutoImplicitGuide: noise_dim={noise_dim} is below the latent dimension "
+            f"{latent_dim}; q would have no density. Use noise_dim >= {latent_dim}."
+        )
+    return noise_dim
+
+
 def check_elbo_options(score_lr: float, **ints: int) -> None:
     """``ARDAE_ELBO``'s integer options (name=value, with their minimum) and ``score_lr``."""
     minimum = {"num_particles": 1, "score_steps": 0, "score_samples": 2, "num_noise": 1}

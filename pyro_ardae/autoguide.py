@@ -13,6 +13,7 @@ from pyro.poutine.util import prune_subsample_sites
 from torch import Tensor, nn
 from torch.distributions import biject_to
 
+from ._common import check_autoguide_args, noise_dim_for
 from .guide import Draw, emit_site, plate_batch_shape
 from .score import Parameterization, mlp, score_spec
 
@@ -93,12 +94,7 @@ class AutoImplicitGuide(AutoContinuous):
         score_parameterization: Parameterization = "vector",
         score_delta: float = 0.1,
     ) -> None:
-        if noise_dim is not None and (not isinstance(noise_dim, int) or noise_dim < 1):
-            raise ValueError(
-                f"AutoImplicitGuide: expected noise_dim to be an int >= 1, got {noise_dim!r}"
-            )
-        if not init_scale > 0:
-            raise ValueError(f"AutoImplicitGuide: expected init_scale > 0, got {init_scale!r}")
+        check_autoguide_args(noise_dim, init_scale)
         super().__init__(model, init_loc_fn=init_loc_fn)
         self._noise_dim = noise_dim
         self._hidden = tuple(hidden)
@@ -130,12 +126,7 @@ class AutoImplicitGuide(AutoContinuous):
     def _setup_prototype(self, *args, **kwargs) -> None:
         self._check_sites(*args, **kwargs)
         super()._setup_prototype(*args, **kwargs)
-        noise_dim = self._noise_dim or max(10, self.latent_dim)
-        if noise_dim < self.latent_dim:
-            raise ValueError(
-                f"AutoImplicitGuide: noise_dim={noise_dim} is below the latent dimension "
-                f"{self.latent_dim}; q would have no density. Use noise_dim >= {self.latent_dim}."
-            )
+        noise_dim = noise_dim_for(self._noise_dim, self.latent_dim)
         self.generator = Generator(
             noise_dim, self._init_loc(), self._init_scale, self._hidden, self._activation
         )

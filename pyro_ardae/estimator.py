@@ -8,6 +8,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from ._common import check_samples
 from .loss import ardae_loss, sample_noise
 from .score import Parameterization, ScoreNet
 
@@ -146,28 +147,7 @@ class ScoreEstimator(nn.Module):
         return self.net.context_dim
 
     def _check(self, z: Tensor, context: Tensor | None, min_dims: int) -> None:
-        if not isinstance(z, Tensor):
-            raise TypeError(f"ScoreEstimator: expected samples as a Tensor, got {type(z)}")
-        if z.dim() < min_dims or z.shape[-1] != self.dim:
-            expected = "(..., m, d)" if self.context_dim else "(..., d)"
-            raise ValueError(
-                f"ScoreEstimator: expected shape {expected} with at least {min_dims} dims "
-                f"and d={self.dim}, got {tuple(z.shape)}"
-            )
-        if self.context_dim:
-            if context is None or context.dim() != 2 or context.shape[-1] != self.context_dim:
-                got = None if context is None else tuple(context.shape)
-                raise ValueError(
-                    f"ScoreEstimator: expected a context of shape (m, {self.context_dim}), "
-                    f"got {got}"
-                )
-            if z.shape[-2] != context.shape[0]:
-                raise ValueError(
-                    f"ScoreEstimator: samples have {z.shape[-2]} context rows, "
-                    f"the context has {context.shape[0]}"
-                )
-        elif context is not None:
-            raise ValueError("ScoreEstimator: built without a context, got one")
+        check_samples(self.dim, self.context_dim, z, context, min_dims, (Tensor,))
 
     @torch.no_grad()
     def set_stats(self, samples: Tensor, context: Tensor | None = None) -> Standardization:

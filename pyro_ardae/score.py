@@ -7,7 +7,13 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from ._common import PARAMETERIZATIONS, Parameterization, ScoreSpec, score_spec
+from ._common import (
+    PARAMETERIZATIONS,
+    Parameterization,
+    ScoreSpec,
+    check_score_net_args,
+    score_spec,
+)
 
 __all__ = ["PARAMETERIZATIONS", "Parameterization", "ScoreNet", "ScoreSpec", "score_spec"]
 
@@ -76,19 +82,7 @@ class ScoreNet(nn.Module):
         activation: type[nn.Module] = nn.SiLU,
     ) -> None:
         super().__init__()
-        if not isinstance(dim, int) or dim < 1:
-            raise ValueError(f"ScoreNet: expected dim to be a positive int, got {dim!r}")
-        if not isinstance(context_dim, int) or context_dim < 0:
-            raise ValueError(
-                f"ScoreNet: expected context_dim to be an int >= 0, got {context_dim!r}"
-            )
-        if parameterization not in PARAMETERIZATIONS:
-            raise ValueError(
-                f"ScoreNet: expected parameterization in {PARAMETERIZATIONS}, "
-                f"got {parameterization!r}"
-            )
-        if not delta > 0:
-            raise ValueError(f"ScoreNet: expected delta > 0, got {delta!r}")
+        check_score_net_args(dim, context_dim, parameterization, delta)
         self.dim = dim
         self.context_dim = context_dim
         self.parameterization = parameterization
