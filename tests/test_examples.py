@@ -19,6 +19,17 @@ SHRUNK = {
         "--chains",
         "1",
     ],
+    "max_entropy.py": [
+        "--repeats",
+        "1",
+        "--steps",
+        "10",
+        "--batch",
+        "32",
+        "--num-samples",
+        "50",
+        "--no-progress",
+    ],
     "energy_fitting.py": [
         "--targets",
         "U1",
