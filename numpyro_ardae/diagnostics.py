@@ -18,13 +18,11 @@ from numpyro.infer import Predictive
 from numpyro.infer.util import log_likelihood, potential_energy
 
 from pyro_ardae._arviz import (
+    chains_inference_data,
     compare_to_reference,
     energy_distance_np,
-    flat_draws,
-    imq_stein_discrepancy,
-    inference_data,
-    posterior_group,
-    split_chains,
+    posterior_draws,
+    standardised_ksd,
 )
 
 __all__ = ["compare_to_reference", "energy_distance", "stein_discrepancy", "to_inference_data"]
@@ -87,29 +85,14 @@ def to_inference_data(
         "log_likelihood": {k: loglik[k] for k in observed},
         "posterior_predictive": {k: predictive[k] for k in observed},
     }
-    arrays = {
-        g: {k: split_chains(np.asarray(v), num_chains) for k, v in d.items()}
-        for g, d in groups.items()
-    }
-    arrays["observed_data"] = observed
-    return inference_data(arrays, coords, dims)
-
-
-def _draws(samples) -> dict[str, np.ndarray]:
-    post = posterior_group(samples)
-    if post is None:
-        return {k: np.asarray(v) for k, v in samples.items()}
-    return {
-        k: np.asarray(post[k]).reshape((-1,) + np.asarray(post[k]).shape[2:])
-        for k in post.data_vars
-    }
+    return chains_inference_data(groups, observed, num_chains, coords, dims)
 
 
 def stein_discrepancy(model: Callable, samples, *args, **kwargs) -> float:
     r"""Kernel Stein discrepancy (IMQ kernel) of posterior ``samples`` under ``model`` in the
     unconstrained space, coordinates scaled by their sd; as
     :func:`pyro_ardae.stein_discrepancy`."""
-    draws = _draws(samples)
+    draws = posterior_draws(samples)
     trace = _model_trace(model, args, kwargs)
     latents = {n: s for n, s in trace.items() if s["type"] == "sample" and not s["is_observed"]}
     missing = set(latents) - set(draws)
@@ -124,7 +107,8 @@ def stein_discrepancy(model: Callable, samples, *args, **kwargs) -> float:
         return potential_energy(model, args, kwargs, u)
 
     scores = jax.vmap(lambda u: jax.tree.map(jnp.negative, jax.grad(energy)(u)))(unconstrained)
-    x, _ = flat_draws({n: np.asarray(unconstrained[n]) for n in names}, names)
-    s, _ = flat_draws({n: np.asarray(scores[n]) for n in names}, names)
-    sd = x.std(0, ddof=1)
-    return imq_stein_discrepancy(x / sd, s * sd)
+    return standardised_ksd(
+        {n: np.asarray(unconstrained[n]) for n in names},
+        {n: np.asarray(scores[n]) for n in names},
+        names,
+    )

@@ -38,6 +38,38 @@ def posterior_group(data):
     return getattr(data, "posterior", None)
 
 
+def posterior_draws(samples, to_numpy=np.asarray) -> dict[str, np.ndarray]:
+    """``{name: (n, ...)}`` from a dict of arrays or ArviZ data (chains flattened)."""
+    post = posterior_group(samples)
+    if post is None:
+        return {k: to_numpy(v) for k, v in samples.items()}
+    out = {}
+    for k in post.data_vars:
+        v = np.asarray(post[k])
+        out[k] = v.reshape((-1,) + v.shape[2:])
+    return out
+
+
+def chains_inference_data(groups, observed, num_chains: int, coords=None, dims=None):
+    """ArviZ data from per-draw values ``{group: {var: (num_samples, ...) or list}}``
+    split into ``num_chains`` chains, plus ``observed_data``."""
+    arrays = {
+        g: {k: split_chains(np.asarray(v), num_chains) for k, v in d.items()}
+        for g, d in groups.items()
+    }
+    arrays["observed_data"] = observed
+    return inference_data(arrays, coords, dims)
+
+
+def standardised_ksd(unconstrained, scores, names) -> float:
+    """:func:`imq_stein_discrepancy` of draws and scores ``{site: (n, ...)}``, every
+    coordinate scaled by its sd (and its score by the inverse)."""
+    x, _ = flat_draws(unconstrained, names)
+    s, _ = flat_draws(scores, names)
+    sd = x.std(0, ddof=1)
+    return imq_stein_discrepancy(x / sd, s * sd)
+
+
 def split_chains(draws: np.ndarray, num_chains: int) -> np.ndarray:
     """``(num_samples, ...)`` independent draws as ``(num_chains, draws, ...)``."""
     n = draws.shape[0]
@@ -101,17 +133,14 @@ def compare_to_reference(idata, reference: Mapping[str, np.ndarray], var_names=N
     import pandas as pd
 
     names = list(var_names or reference)
-    post = posterior_group(idata)
-    if post is None:
+    if posterior_group(idata) is None:
         raise ValueError("compare_to_reference: expected ArviZ data with a posterior group")
-    guide = {}
+    guide = posterior_draws(idata)
     for name in names:
-        if name not in post:
+        if name not in guide:
             raise ValueError(
                 f"compare_to_reference: {name!r} is in the reference but not in the posterior"
             )
-        v = np.asarray(post[name])
-        guide[name] = v.reshape((-1,) + v.shape[2:])
     x, labels = flat_draws(guide, names)
     y, _ = flat_draws(reference, names)
     if x.shape[1] != y.shape[1]:

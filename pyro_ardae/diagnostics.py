@@ -25,13 +25,11 @@ from pyro.poutine.util import prune_subsample_sites
 from torch import Tensor
 
 from ._arviz import (
+    chains_inference_data,
     compare_to_reference,
     energy_distance_np,
-    flat_draws,
-    imq_stein_discrepancy,
-    inference_data,
-    posterior_group,
-    split_chains,
+    posterior_draws,
+    standardised_ksd,
 )
 
 __all__ = ["compare_to_reference", "energy_distance", "stein_discrepancy", "to_inference_data"]
@@ -114,23 +112,7 @@ def to_inference_data(
                 groups["posterior_predictive"].setdefault(name, []).append(_numpy(pred))
             else:
                 groups["posterior"].setdefault(name, []).append(_numpy(site["value"]))
-    arrays = {
-        g: {k: split_chains(np.stack(v), num_chains) for k, v in d.items()}
-        for g, d in groups.items()
-    }
-    arrays["observed_data"] = observed
-    return inference_data(arrays, coords, dims)
-
-
-def _draws(samples) -> dict[str, np.ndarray]:
-    """``{name: (n, ...)}`` from a dict of arrays or ArviZ data (chains flattened)."""
-    post = posterior_group(samples)
-    if post is None:
-        return {k: _numpy(v) for k, v in samples.items()}
-    return {
-        k: np.asarray(post[k]).reshape((-1,) + np.asarray(post[k]).shape[2:])
-        for k in post.data_vars
-    }
+    return chains_inference_data(groups, observed, num_chains, coords, dims)
 
 
 def stein_discrepancy(model: Callable, samples, *args, **kwargs) -> float:
@@ -140,7 +122,7 @@ def stein_discrepancy(model: Callable, samples, *args, **kwargs) -> float:
     data from :func:`to_inference_data`. Needs no log q and no reference draws; see the
     module's docstring for how to read it.
     """
-    draws = _draws(samples)
+    draws = posterior_draws(samples, _numpy)
     _, potential_fn, transforms, trace = initialize_model(model, args, kwargs)
     names = [n for n, s in prune_subsample_sites(trace).iter_stochastic_nodes()]
     missing = set(names) - set(draws)
@@ -158,7 +140,8 @@ def stein_discrepancy(model: Callable, samples, *args, **kwargs) -> float:
         grads = torch.autograd.grad(potential_fn(u), [u[k] for k in names])
         xs.append({k: _numpy(u[k]) for k in names})
         scores.append({k: -_numpy(g) for k, g in zip(names, grads, strict=True)})
-    x, _ = flat_draws({k: np.stack([d[k] for d in xs]) for k in names}, names)
-    s, _ = flat_draws({k: np.stack([d[k] for d in scores]) for k in names}, names)
-    sd = x.std(0, ddof=1)
-    return imq_stein_discrepancy(x / sd, s * sd)
+    return standardised_ksd(
+        {k: np.stack([d[k] for d in xs]) for k in names},
+        {k: np.stack([d[k] for d in scores]) for k in names},
+        names,
+    )
