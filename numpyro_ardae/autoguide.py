@@ -16,7 +16,7 @@ from numpyro.contrib.module import eqx_module
 from numpyro.infer.autoguide import AutoGuide
 from numpyro.infer.initialization import init_to_median
 
-from pyro_ardae._common import check_autoguide_args, noise_dim_for
+from pyro_ardae._common import check_autoguide_args, check_global_latent, noise_dim_for
 
 from .guide import Draw, declare_score_state, emit_site, sample_posterior
 from .score import MLP, Parameterization, score_spec
@@ -100,20 +100,14 @@ class AutoImplicitGuide(AutoGuide):
         for name, site in trace.items():
             if site["type"] != "sample" or site["is_observed"]:
                 continue
-            if site["fn"].support.is_discrete:
-                raise ValueError(
-                    f"AutoImplicitGuide: latent site {name!r} is discrete "
-                    f"({type(site['fn']).__name__}); an implicit guide needs continuous "
-                    "latents (marginalise it out, e.g. with numpyro.contrib.funsor)"
-                )
-            for frame in site["cond_indep_stack"]:
-                if sizes.get(frame.name, frame.size) != frame.size:
-                    raise ValueError(
-                        f"AutoImplicitGuide: latent site {name!r} is local to the subsampled "
-                        f"plate {frame.name!r} ({frame.size} of {sizes[frame.name]}); "
-                        "AutoImplicitGuide handles global latents only. Use "
-                        "numpyro_ardae.ImplicitGuide(net, context=...) with an amortised net."
-                    )
+            check_global_latent(
+                name,
+                type(site["fn"]).__name__,
+                site["fn"].support.is_discrete,
+                [(f.name, f.size, sizes.get(f.name, f.size)) for f in site["cond_indep_stack"]],
+                "numpyro_ardae",
+                "numpyro.contrib.funsor",
+            )
 
     def _setup_prototype(self, *args, **kwargs) -> None:
         self._check_sites(*args, **kwargs)

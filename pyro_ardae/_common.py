@@ -90,6 +90,30 @@ def check_autoguide_args(noise_dim: Any, init_scale: Any) -> None:
         raise ValueError(f"AutoImplicitGuide: expected init_scale > 0, got {init_scale!r}")
 
 
+def check_global_latent(
+    name: str,
+    fn: str,
+    discrete: bool,
+    plates: Sequence[tuple[str, int, int]],
+    package: str,
+    marginalise: str,
+) -> None:
+    """An ``AutoImplicitGuide`` latent must be continuous and outside subsampled plates;
+    ``plates`` are ``(name, size, full_size)``, ``marginalise`` how to sum a discrete one out."""
+    if discrete:
+        raise ValueError(
+            f"AutoImplicitGuide: latent site {name!r} is discrete ({fn}); an implicit guide "
+            f"needs continuous latents (marginalise it out, e.g. with {marginalise})"
+        )
+    for plate, size, full_size in plates:
+        if full_size != size:
+            raise ValueError(
+                f"AutoImplicitGuide: latent site {name!r} is local to the subsampled plate "
+                f"{plate!r} ({size} of {full_size}); AutoImplicitGuide handles global latents "
+                f"only. Use {package}.ImplicitGuide(net, context=...) with an amortised net."
+            )
+
+
 def noise_dim_for(noise_dim: int | None, latent_dim: int) -> int:
     """The generator's noise dimension: ``max(10, latent_dim)`` by default, never below
     ``latent_dim`` (else q has no density)."""

@@ -13,7 +13,7 @@ from pyro.poutine.util import prune_subsample_sites
 from torch import Tensor, nn
 from torch.distributions import biject_to
 
-from ._common import check_autoguide_args, noise_dim_for
+from ._common import check_autoguide_args, check_global_latent, noise_dim_for
 from .guide import Draw, emit_site, plate_batch_shape
 from .score import Parameterization, mlp, score_spec
 
@@ -108,20 +108,14 @@ class AutoImplicitGuide(AutoContinuous):
         trace = poutine.block(poutine.trace(self.model).get_trace)(*args, **kwargs)
         trace = prune_subsample_sites(trace)
         for name, site in trace.iter_stochastic_nodes():
-            if site["fn"].support.is_discrete:
-                raise ValueError(
-                    f"AutoImplicitGuide: latent site {name!r} is discrete "
-                    f"({type(site['fn']).__name__}); an implicit guide needs continuous "
-                    "latents (marginalise it out, e.g. with pyro.infer.config_enumerate)"
-                )
-            for frame in site["cond_indep_stack"]:
-                if frame.full_size is not None and frame.full_size != frame.size:
-                    raise ValueError(
-                        f"AutoImplicitGuide: latent site {name!r} is local to the subsampled "
-                        f"plate {frame.name!r} ({frame.size} of {frame.full_size}); "
-                        "AutoImplicitGuide handles global latents only. Use "
-                        "pyro_ardae.ImplicitGuide(net, context=...) with an amortised net."
-                    )
+            check_global_latent(
+                name,
+                type(site["fn"]).__name__,
+                site["fn"].support.is_discrete,
+                [(f.name, f.size, f.full_size or f.size) for f in site["cond_indep_stack"]],
+                "pyro_ardae",
+                "pyro.infer.config_enumerate",
+            )
 
     def _setup_prototype(self, *args, **kwargs) -> None:
         self._check_sites(*args, **kwargs)
