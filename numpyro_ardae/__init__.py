@@ -2,13 +2,14 @@
 
 The same modules and public names as :mod:`pyro_ardae`, jit-compiled: :class:`ImplicitGuide`,
 :class:`AutoImplicitGuide`, :class:`ARDAE_ELBO`, :class:`ScoreEstimator`, :class:`ScoreNet`,
-:func:`ardae_loss`, :func:`energy_distance`.
+:func:`ardae_loss`, :func:`energy_distance`, :func:`importance_log_likelihood`.
 """
 
 from .autoguide import AutoImplicitGuide, Generator
 from .diagnostics import (
     compare_to_reference,
     energy_distance,
+    importance_log_likelihood,
     stein_discrepancy,
     to_inference_data,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "ardae_loss",
     "compare_to_reference",
     "energy_distance",
+    "importance_log_likelihood",
     "stein_discrepancy",
     "to_inference_data",
 ]

@@ -9,6 +9,7 @@ from .autoguide import AutoImplicitGuide, Generator
 from .diagnostics import (
     compare_to_reference,
     energy_distance,
+    importance_log_likelihood,
     stein_discrepancy,
     to_inference_data,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "ardae_loss",
     "compare_to_reference",
     "energy_distance",
+    "importance_log_likelihood",
     "stein_discrepancy",
     "to_inference_data",
 ]

@@ -239,3 +239,25 @@ def check_model_guide(
         )
     if not guide:
         raise ValueError("ARDAE_ELBO: the guide samples no latent site")
+
+
+def check_importance_args(shape: tuple[int, ...] | None, num_samples: int | None) -> int:
+    """Check the draws ``(n, B, d)``, ``n > d``, and ``num_samples`` of
+    ``importance_log_likelihood``; returns ``num_samples`` (``n`` when ``None``)."""
+    if shape is None or len(shape) != 3 or shape[0] <= shape[-1]:
+        raise ValueError(
+            "importance_log_likelihood: expected draws of shape (n, B, d) with n > d, "
+            f"got {shape if shape is not None else 'no array'}"
+        )
+    num_samples = shape[0] if num_samples is None else num_samples
+    if not isinstance(num_samples, int) or num_samples < 1:
+        raise ValueError(
+            f"importance_log_likelihood: expected num_samples >= 1, got {num_samples!r}"
+        )
+    return num_samples
+
+
+def relative_jitter(cov_diag_mean, jitter: float, tiny: float):
+    """``jitter`` times the mean variance, at least ``tiny``: the ridge added to a fitted
+    covariance so that its Cholesky factor exists for a collapsed sampler."""
+    return jitter * (cov_diag_mean + tiny)
