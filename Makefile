@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-DATA_DIR ?= ../shared/data
+DATA_DIR ?= ../shared/data  # MNIST in torchvision's layout, for the tests
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q --doctest-modules pyro_ardae numpyro_ardae tests
+	ARDAE_DATA_DIR=$(abspath $(DATA_DIR)) $(PY) -m pytest -q --doctest-modules pyro_ardae numpyro_ardae tests
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .

@@ -1,3 +1,6 @@
+import os
+from pathlib import Path
+
 import pyro
 import pytest
 import torch
@@ -13,3 +16,10 @@ def _seed_and_threads():
     dtype = torch.get_default_dtype()
     yield
     torch.set_default_dtype(dtype)
+
+
+def data_dir() -> str:
+    """Where the tests find MNIST (torchvision layout): ``$ARDAE_DATA_DIR``, set by
+    ``make test`` from ``DATA_DIR``, else ``../shared/data`` beside the repository."""
+    default = Path(__file__).resolve().parents[2] / "shared" / "data"
+    return os.environ.get("ARDAE_DATA_DIR", str(default))

@@ -5,6 +5,7 @@ import math
 from pathlib import Path
 
 import pytest
+from conftest import data_dir
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SHRUNK = {
@@ -28,6 +29,24 @@ SHRUNK = {
         "32",
         "--num-samples",
         "50",
+        "--no-progress",
+    ],
+    "vae_mnist.py": [
+        "--data-dir",
+        data_dir(),
+        "--no-download",
+        "--train-size",
+        "256",
+        "--test-size",
+        "16",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "64",
+        "--k",
+        "40",
+        "--score-samples",
+        "4",
         "--no-progress",
     ],
     "energy_fitting.py": [

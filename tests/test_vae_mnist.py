@@ -1,0 +1,93 @@
+"""The MNIST VAE example: loader, evaluation, checkpoint round-trip, argument errors."""
+
+import importlib.util
+import math
+from pathlib import Path
+
+import pyro
+import pytest
+import torch
+from conftest import data_dir
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "vae_mnist.py"
+_spec = importlib.util.spec_from_file_location("vae_mnist", EXAMPLE)
+vae_mnist = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(vae_mnist)
+
+TINY = [
+    "--data-dir",
+    data_dir(),
+    "--no-download",
+    "--train-size",
+    "256",
+    "--test-size",
+    "16",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "64",
+    "--k",
+    "40",
+    "--score-samples",
+    "4",
+    "--no-progress",
+    "--out",
+    "",
+]
+
+
+def test_loader_matches_the_known_mnist_facts():
+    train_x, train_y = vae_mnist.load_mnist(data_dir(), train=True, download=False)
+    test_x, test_y = vae_mnist.load_mnist(data_dir(), train=False, download=False)
+    assert train_x.shape == (60_000, 784) and test_x.shape == (10_000, 784)
+    assert train_y[:5].tolist() == [5, 0, 4, 1, 9]
+    assert test_y[:3].tolist() == [7, 2, 1]
+    assert 0.0 <= train_x.min() and train_x.max() == 1.0
+    # dynamic binarisation: binary, and a fresh draw each time with the grey level as mean
+    x = train_x[:2000]
+    a, b = vae_mnist.binarize(x), vae_mnist.binarize(x)
+    assert set(a.unique().tolist()) <= {0.0, 1.0} and not torch.equal(a, b)
+    sd = (x * (1 - x)).sum().sqrt() / x.numel()  # of the mean of the binarised pixels
+    assert abs(a.mean() - x.mean()) < 5 * sd
+
+
+def test_implicit_encoder_starts_as_the_gaussian_head():
+    """The implicit head's residual starts at zero: q(z | x) begins as a diagonal Gaussian
+    whose sd is the head's softplus output (a check of the draws against it)."""
+    vae = vae_mnist.VAE()
+    x = torch.rand(3, 784)
+    draws = vae.implicit_draws(x, 4000)  # (4000, 3, 32)
+    features = vae.implicit.context(x)
+    loc, raw = vae.implicit.net.gaussian(features).chunk(2, -1)
+    sd = torch.nn.functional.softplus(raw) + 1e-4
+    n = draws.shape[0]
+    assert (draws.mean(0) - loc).abs().max() < 5 * sd.max() / n**0.5
+    assert ((draws.std(0) / sd) - 1).abs().max() < 5 / (2 * n) ** 0.5
+
+
+@pytest.mark.parametrize("encoder", ["implicit", "gaussian"])
+def test_checkpoint_reloads_and_reproduces_the_test_figure(encoder, tmp_path):
+    args = vae_mnist.parser().parse_args(
+        [*TINY, "--encoder", encoder, "--checkpoint", str(tmp_path)]
+    )
+    result = vae_mnist.main(args)
+    assert math.isfinite(result[f"{encoder}_test_ll"])
+    pyro.clear_param_store()
+    vae, saved = vae_mnist.load_checkpoint(tmp_path / f"vae_{encoder}.pt")
+    test_x, _ = vae_mnist.load_mnist(data_dir(), train=False, download=False)
+    again = vae_mnist.evaluate(vae, encoder, test_x[:16], args)
+    assert again == saved["result"][f"{encoder}_test_ll"] == result[f"{encoder}_test_ll"]
+
+
+@pytest.mark.parametrize(
+    "flag, value, match",
+    [
+        ("--k", "32", r"expected --k > 32"),
+        ("--epochs", "0", r"expected --epochs >= 1, got 0"),
+        ("--encoder", "flow", r"expected --encoder in \('implicit', 'gaussian'\) or 'both'"),
+    ],
+)
+def test_bad_arguments_fail_before_training(flag, value, match):
+    args = vae_mnist.parser().parse_args([*TINY, flag, value])
+    with pytest.raises(ValueError, match=match):
+        vae_mnist.main(args)
