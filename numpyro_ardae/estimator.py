@@ -18,7 +18,7 @@ import optax
 from jax import Array
 from jax.scipy.linalg import solve_triangular
 
-from pyro_ardae._common import check_samples
+from pyro_ardae._common import check_halves, check_samples
 
 from .loss import ardae_loss, sample_noise
 from .score import Parameterization, ScoreNet
@@ -176,7 +176,11 @@ class ScoreEstimator:
     ) -> tuple[ScoreState, Array]:
         """One optimiser step of the AR-DAE loss on ``samples``; returns the new state and
         the loss."""
-        y = stats.whiten(jax.lax.stop_gradient(samples))
+        return self._train(state, key, stats.whiten(jax.lax.stop_gradient(samples)), context)
+
+    def _train(
+        self, state: ScoreState, key: Array, y: Array, context: Array | None
+    ) -> tuple[ScoreState, Array]:
         if context is not None:
             context = jnp.broadcast_to(context, y.shape[:-1] + context.shape[-1:])
             context = jnp.tile(context.reshape(-1, context.shape[-1]), (self.num_noise, 1))
@@ -195,10 +199,18 @@ class ScoreEstimator:
     def update(
         self, state: ScoreState, key: Array, samples: Array, context: Array | None = None
     ) -> tuple[ScoreState, Standardization, Array]:
-        """Whitening map from fresh ``samples`` and one training step on them."""
-        stats = self.set_stats(samples, context)
-        state, loss = self.step(state, key, stats, samples, context)
-        return state, stats, loss
+        """One cross-fitted training step on fresh ``samples``: each half is whitened with
+        the other half's moments, and the first half's map is returned for the queries (see
+        :meth:`pyro_ardae.ScoreEstimator.update` for why)."""
+        self._check(samples, context, 3 if self.context_dim else 2)
+        check_halves(samples.shape[0], 1 if self.context_dim else self.dim)
+        half = samples.shape[0] // 2
+        samples = jax.lax.stop_gradient(samples)
+        a, b = samples[:half], samples[half : 2 * half]
+        stats_a, stats_b = self.set_stats(a, context), self.set_stats(b, context)
+        y = jnp.concatenate([stats_b.whiten(a), stats_a.whiten(b)])
+        state, loss = self._train(state, key, y, context)
+        return state, stats_a, loss
 
     def fit(
         self,

@@ -128,7 +128,7 @@ def noise_dim_for(noise_dim: int | None, latent_dim: int) -> int:
 
 def check_elbo_options(score_lr: float, **ints: int) -> None:
     """``ARDAE_ELBO``'s integer options (name=value, with their minimum) and ``score_lr``."""
-    minimum = {"num_particles": 1, "score_steps": 0, "score_samples": 2, "num_noise": 1}
+    minimum = {"num_particles": 1, "score_steps": 0, "score_samples": 8, "num_noise": 1}
     for key, value in ints.items():
         low = minimum[key]
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
@@ -261,3 +261,14 @@ def relative_jitter(cov_diag_mean, jitter: float, tiny: float):
     """``jitter`` times the mean variance, at least ``tiny``: the ridge added to a fitted
     covariance so that its Cholesky factor exists for a collapsed sampler."""
     return jitter * (cov_diag_mean + tiny)
+
+
+def check_halves(n: int, dim: int) -> None:
+    """``ScoreEstimator.update`` whitens each half of the ``n`` fresh samples with the
+    other's moments, which needs more than ``dim + 2`` samples in each half."""
+    if n // 2 <= dim + 2:
+        raise ValueError(
+            f"ScoreEstimator.update: whitening {dim}-dim samples (per context) needs at least "
+            f"{2 * (dim + 3)} fresh samples (two halves of more than {dim + 2}), "
+            f"got {n}"
+        )

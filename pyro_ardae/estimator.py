@@ -8,7 +8,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from ._common import check_samples
+from ._common import check_halves, check_samples
 from .loss import ardae_loss, sample_noise
 from .score import Parameterization, ScoreNet
 
@@ -172,7 +172,9 @@ class ScoreEstimator(nn.Module):
 
         Returns the loss (a detached scalar tensor: no device synchronisation).
         """
-        y = self._whiten(samples.detach())
+        return self._train(self._whiten(samples.detach()), context)
+
+    def _train(self, y: Tensor, context: Tensor | None) -> Tensor:
         if context is not None:
             context = context.expand(y.shape[:-1] + context.shape[-1:]).reshape(
                 -1, context.shape[-1]
@@ -189,9 +191,27 @@ class ScoreEstimator(nn.Module):
         return loss.detach()
 
     def update(self, samples: Tensor, context: Tensor | None = None) -> Tensor:
-        """Set the statistics from fresh ``samples`` and take one training step on them."""
-        self.set_stats(samples, context)
-        return self.step(samples, context)
+        r"""One training step on fresh ``samples``, cross-fitted: the samples are split in
+        halves :math:`A, B`, each half is whitened with the other half's statistics, and
+        :math:`A`'s statistics are kept for the queries.
+
+        So every input of the network, in training and at a query (a draw independent of
+        the fresh ones), is whitened by statistics independent of it. Whitening samples with
+        their own mean and variance would not be: with ``n`` draws per context their
+        whitened second moment is exactly :math:`(n - 3)/n` per coordinate, the network
+        learns the score of that narrower law, and the entropy gradient comes out too
+        strong by :math:`n/(n - 3)` (a 23% excess at 16 draws per context, which made
+        amortised encoders collapse to the prior).
+        """
+        self._check(samples, context, 3 if self.context_dim else 2)
+        check_halves(samples.shape[0], 1 if self.context_dim else self.dim)
+        half = samples.shape[0] // 2
+        a, b = samples[:half].detach(), samples[half : 2 * half].detach()
+        stats_b = self.set_stats(b, context)
+        y_a = stats_b.whiten(a)
+        stats_a = self.set_stats(a, context)
+        y = torch.cat([y_a, stats_a.whiten(b)])
+        return self._train(y, context)
 
     def fit(
         self,

@@ -235,3 +235,15 @@ def test_parity_with_pyro():
     sd = (1 / 11) ** 0.5
     assert abs(draws.mean() - mu.mean()) < 0.2 * sd
     assert abs(draws.std() / mu.std() - 1) < 0.2
+
+
+def test_update_whitens_each_half_with_the_other_halfs_moments():
+    est = ScoreEstimator(1, hidden=(4,))
+    key = jax.random.PRNGKey(0)
+    a = jax.random.normal(key, (50, 1))
+    b = jax.random.normal(jax.random.PRNGKey(1), (50, 1)) + 10.0
+    state = est.init(key)
+    _, stats, loss = est.update(state, key, jnp.concatenate([a, b]))
+    assert jnp.allclose(stats.loc, a.mean(0)) and jnp.isfinite(loss)
+    with pytest.raises(ValueError, match=r"needs at least 8 fresh samples .* got 7"):
+        est.update(state, key, jnp.zeros((7, 1)))
