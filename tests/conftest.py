@@ -8,8 +8,9 @@ import torch
 
 @pytest.fixture(autouse=True)
 def _seed_and_threads():
-    """Fixed seeds, a clean param store and a deliberate thread count for every test."""
-    torch.set_num_threads(2)
+    """Fixed seeds, a clean param store and a deliberate thread count for every test
+    (``$ARDAE_TEST_THREADS``, default 2: the cores of the CI machine)."""
+    torch.set_num_threads(int(os.environ.get("ARDAE_TEST_THREADS", "2")))
     pyro.set_rng_seed(0)
     pyro.clear_param_store()
     pyro.enable_validation(True)

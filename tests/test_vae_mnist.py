@@ -29,7 +29,7 @@ TINY = [
     "--k",
     "40",
     "--score-samples",
-    "4",
+    "8",
     "--no-progress",
     "--out",
     "",
