@@ -329,7 +329,7 @@ def make_env(name: str, seed: int) -> gym.Env:
 def check_args(args: argparse.Namespace) -> None:
     positive = ("alpha", "lr", "batch_size", "total_steps", "buffer_size", "noise_dim")
     positive += ("score_samples", "normalizer_samples", "eval_every", "eval_episodes")
-    positive += ("jc_eta", "tau", "threads", "checkpoint_every")
+    positive += ("jc_eta", "threads", "checkpoint_every")
     for name in positive:
         if not getattr(args, name) > 0:
             raise ValueError(
@@ -337,11 +337,14 @@ def check_args(args: argparse.Namespace) -> None:
             )
     if args.policy not in POLICIES:
         raise ValueError(f"sac: expected --policy in {POLICIES}, got {args.policy!r}")
-    if args.jc_weight < 0 or args.learning_starts < 0 or not 0 < args.gamma <= 1:
-        raise ValueError(
-            "sac: expected --jc-weight >= 0, --learning-starts >= 0, 0 < --gamma <= 1, got "
-            f"{args.jc_weight}, {args.learning_starts}, {args.gamma}"
-        )
+    bounded = {"gamma": args.gamma, "tau": args.tau}
+    for name, value in bounded.items():
+        if not 0 < value <= 1:
+            raise ValueError(f"sac: expected 0 < --{name} <= 1, got {value}")
+    for name in ("jc_weight", "learning_starts", "collapse_threshold"):
+        if not getattr(args, name) >= 0:
+            flag = name.replace("_", "-")
+            raise ValueError(f"sac: expected --{flag} >= 0, got {getattr(args, name)}")
     if args.policy == "implicit" and args.score_samples < 4:
         raise ValueError(
             f"sac: expected --score-samples >= 4 (per-state whitening), got {args.score_samples}"

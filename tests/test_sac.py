@@ -331,6 +331,8 @@ def test_checkpoint_resumes(tmp_path):
         (["--env", "NoSuchEnv-v0"], "registered gymnasium environment"),
         (["--env", "CartPole-v1"], "Box action space"),
         (["--alpha", "0"], "--alpha > 0"),
+        (["--gamma", "1.5"], "0 < --gamma <= 1"),
+        (["--score-samples", "2"], "--score-samples >= 4"),
         (["--resume"], "--resume needs --checkpoint"),
     ],
 )
