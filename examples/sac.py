@@ -422,6 +422,12 @@ def main(args: argparse.Namespace) -> dict[str, float]:
     ckpt = Path(args.checkpoint) if args.checkpoint else None
     if args.resume and ckpt.exists():
         state = torch.load(ckpt, weights_only=False)
+        saved = (state["args"]["policy"], state["args"]["env"])
+        if saved != (args.policy, args.env):
+            raise ValueError(
+                f"sac: {ckpt} holds the {saved[0]} policy on {saved[1]}, "
+                f"expected {args.policy} on {args.env}"
+            )
         policy.restore(state["policy"])
         critics.load_state_dict(state["critics"])
         targets.load_state_dict(state["targets"])

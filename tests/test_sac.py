@@ -323,6 +323,8 @@ def test_checkpoint_resumes(tmp_path):
         for k, v in resumed["policy"]["generator"].items()
     )
     assert changed  # it trained on from the loaded weights
+    with pytest.raises(ValueError, match="holds the implicit policy on Pendulum-v1"):
+        sac.main(tiny_args(tmp_path, *common, "--policy", "gaussian", "--resume"))
 
 
 @pytest.mark.parametrize(
