@@ -341,3 +341,15 @@ def test_checkpoint_resumes(tmp_path):
 def test_bad_input_is_refused_before_training(tmp_path, extra, match):
     with pytest.raises(ValueError, match=match):
         sac.main(tiny_args(tmp_path, "--total-steps", "10", *extra))
+
+
+def test_elbo_estimator_accessor_returns_the_estimator_the_step_trains(tmp_path):
+    policy, _ = small_policy(tmp_path)
+    est = policy.estimator
+    assert est.stats is None  # built untrained, before any step
+    before = [p.clone() for p in est.parameters()]
+    policy.update(torch.randn(16, 3), sac.Critics(3, 1))
+    assert list(policy.elbo.estimators.values()) == [est] and est.stats is not None
+    assert any(not torch.equal(b, p) for b, p in zip(before, est.parameters(), strict=True))
+    with pytest.raises(ValueError, match="one implicit draw, got 0"):
+        policy.elbo.estimator(lambda: None)
