@@ -14,7 +14,7 @@ from .diagnostics import (
     to_inference_data,
 )
 from .elbo import ARDAE_ELBO
-from .estimator import ScoreEstimator, ScoreState, Standardization
+from .estimator import ScoreEstimator, ScoreState, Standardization, log_normalizer
 from .guide import ImplicitDistribution, ImplicitGuide
 from .loss import ardae_loss
 from .score import ScoreNet
@@ -30,6 +30,7 @@ __all__ = [
     "ScoreState",
     "Standardization",
     "ardae_loss",
+    "log_normalizer",
     "compare_to_reference",
     "energy_distance",
     "importance_log_likelihood",

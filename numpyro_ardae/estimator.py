@@ -7,6 +7,7 @@ so that everything runs under ``jit`` and the state can ride in NumPyro's ``muta
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
@@ -80,6 +81,38 @@ def standardization(loc: Array, cov: Array, tril: bool) -> Standardization:
     if not tril:
         return Standardization(loc, jnp.sqrt(var + jitter))
     return Standardization(loc, jnp.linalg.cholesky(cov + jnp.diag(jitter)))
+
+
+def log_normalizer(
+    net: ScoreNet, key: Array, num_samples: int, context: Array | None = None
+) -> Array:
+    r"""Importance-sampling estimate of the log-normaliser of a gradient-form
+    :class:`ScoreNet` per context row, as :func:`pyro_ardae.estimator.log_normalizer`:
+    :math:`\log Z(c) \approx \log \frac1K \sum_k e^{-F(y_k, 0, c)} / N(y_k; 0, I)`,
+    :math:`y_k \sim N(0, I)`, by log-sum-exp. Returns shape ``(m,)`` for a context
+    ``(m, k)``, else ``()``.
+
+    Example:
+        >>> net = ScoreNet(3, hidden=(8,), parameterization="gradient", key=jax.random.PRNGKey(0))
+        >>> log_z = log_normalizer(net, jax.random.PRNGKey(1), 100)  # untrained: (2 pi)^(3/2)
+        >>> bool(jnp.isclose(log_z, 1.5 * math.log(2 * math.pi)))
+        True
+    """
+    if not isinstance(num_samples, int) or num_samples < 1:
+        raise ValueError(f"log_normalizer: expected num_samples >= 1, got {num_samples!r}")
+    rows = () if context is None else context.shape[:-1]
+    y = jax.random.normal(key, (num_samples, *rows, net.dim))
+    flat = y.reshape(-1, net.dim)
+    if context is None:
+        energy = jax.vmap(lambda r: net.energy(r, 0.0))(flat)
+    else:
+        ctx = jnp.broadcast_to(context, y.shape[:-1] + context.shape[-1:])
+        energy = jax.vmap(lambda r, c: net.energy(r, 0.0, c))(
+            flat, ctx.reshape(-1, context.shape[-1])
+        )
+    log_w = -energy.reshape(y.shape[:-1]) + 0.5 * jnp.sum(y**2, -1)
+    log_w = log_w + 0.5 * net.dim * math.log(2 * math.pi)
+    return jax.nn.logsumexp(log_w, 0) - math.log(num_samples)
 
 
 class ScoreState(NamedTuple):
@@ -267,3 +300,17 @@ class ScoreEstimator:
         net = state.net
         _, energy = self._query(lambda y, c: net.energy(y, 0.0, c), state, stats, z, context)
         return -energy - stats.log_abs_det()
+
+    def normalized_log_prob(
+        self,
+        state: ScoreState,
+        stats: Standardization,
+        key: Array,
+        z: Array,
+        context: Array | None = None,
+        num_samples: int = 1024,
+    ) -> Array:
+        r""":math:`\log q(z \mid c) = -F(y, 0, c) - \log Z(c) - \log|\det L|`, the
+        normaliser from :func:`log_normalizer` with ``num_samples`` draws per context row."""
+        log_z = log_normalizer(state.net, key, num_samples, context)
+        return self.log_prob(state, stats, z, context) - log_z

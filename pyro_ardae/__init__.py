@@ -14,7 +14,7 @@ from .diagnostics import (
     to_inference_data,
 )
 from .elbo import ARDAE_ELBO
-from .estimator import ScoreEstimator, Standardization
+from .estimator import ScoreEstimator, Standardization, log_normalizer
 from .guide import ImplicitDistribution, ImplicitGuide
 from .loss import ardae_loss
 from .score import ScoreNet
@@ -29,6 +29,7 @@ __all__ = [
     "ScoreNet",
     "Standardization",
     "ardae_loss",
+    "log_normalizer",
     "compare_to_reference",
     "energy_distance",
     "importance_log_likelihood",

@@ -225,6 +225,20 @@ class ARDAE_ELBO(ELBO):
             self.estimators[draw.guide] = est
         return est
 
+    def estimator(self, guide, *args, **kwargs) -> ScoreEstimator:
+        """The score estimator of ``guide`` (one implicit guide), built untrained from one
+        draw of ``guide(*args, **kwargs)`` if no step has built it yet. Use it to query the
+        learned score or ``log_prob`` (e.g. for new contexts) or to save and load its state.
+        """
+        with torch.no_grad(), poutine.block():
+            trace = poutine.trace(guide).get_trace(*args, **kwargs)
+        draws = [draw for draw, _ in _draws(trace).values()]
+        if len(draws) != 1:
+            raise ValueError(
+                f"ARDAE_ELBO.estimator: expected a guide with one implicit draw, got {len(draws)}"
+            )
+        return self._estimator(draws[0])
+
     def train_score(self, guide, *args, **kwargs) -> dict[str, Tensor]:
         """Run ``score_steps`` AR-DAE steps on fresh draws of ``guide``; returns the last
         loss of each estimator."""
