@@ -155,7 +155,9 @@ class ImplicitGuide(PyroModule):
         noise_dim: dimension :math:`e` of the noise.
         sites: the latent site names, or a mapping from name to support (default: real).
         context: ``(*args, **kwargs) -> Tensor`` giving the context from the guide's
-            arguments, or ``None`` for a global (non-amortised) guide.
+            arguments, or ``None`` for a global (non-amortised) guide. An ``nn.Module``
+            here (a feature network) is a submodule of the guide, so its parameters are
+            trained with the generator's; the score network gets its output detached.
         context_event_dim: trailing dims of the context that are features (1 for vectors).
         score_hidden: hidden widths of the guide's score network
             (:class:`~pyro_ardae.ScoreNet`, trained by :class:`~pyro_ardae.ARDAE_ELBO`).

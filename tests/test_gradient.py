@@ -5,6 +5,7 @@ import pyro.distributions as dist
 import pytest
 import torch
 from pyro.distributions import constraints
+from pyro.infer import SVI
 
 from pyro_ardae import ARDAE_ELBO, ImplicitGuide
 
@@ -56,3 +57,32 @@ def test_score_net_is_outside_the_param_store():
     assert any(name.endswith("B") for name in names)
     assert not any("h." in name for name in names)
     assert any(not torch.equal(a, b) for a, b in zip(before, est.parameters(), strict=True))
+
+
+def test_context_module_is_trained_with_the_generator():
+    class Features(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(2, 3)
+
+        def forward(self, x):
+            return self.linear(x)
+
+    def model(x):
+        with pyro.plate("data", x.shape[0]):
+            pyro.sample("z", dist.Normal(x.sum(-1), 1.0))
+
+    class Head(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(5, 1)
+
+        def forward(self, noise, h):
+            return self.linear(torch.cat([noise, h], -1)).squeeze(-1)
+
+    guide = ImplicitGuide(Head(), noise_dim=2, sites="z", context=Features(), score_hidden=(8,))
+    svi = SVI(model, guide, pyro.optim.Adam({"lr": 1e-2}), ARDAE_ELBO(score_samples=16))
+    before = guide.context.linear.weight.detach().clone()
+    svi.step(torch.randn(4, 2))
+    assert "context$$$linear.weight" in pyro.get_param_store()
+    assert not torch.equal(guide.context.linear.weight, before)
