@@ -59,14 +59,18 @@ def mlp(sizes: list[int]) -> nn.Sequential:
     return nn.Sequential(*layers[:-1])
 
 
-class Decoder(nn.Module):
-    def __init__(self, hidden: int) -> None:
+class LocScale(nn.Module):
+    """``(loc, sd)`` of a diagonal Gaussian from an MLP of ``x`` (2-D in, 2 + 2 out): the
+    decoder's p(x | z) and the Gaussian encoder's q(z | x)."""
+
+    def __init__(self, hidden: int, min_scale: float) -> None:
         super().__init__()
         self.net = mlp([2, hidden, hidden, 4])
+        self.min_scale = min_scale
 
-    def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        loc, raw = self.net(z).chunk(2, -1)
-        return loc, nn.functional.softplus(raw) + 1e-3
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        loc, raw = self.net(x).chunk(2, -1)
+        return loc, nn.functional.softplus(raw) + self.min_scale
 
 
 class ImplicitEncoder(nn.Module):
@@ -89,21 +93,11 @@ class ImplicitEncoder(nn.Module):
         return loc + (nn.functional.softplus(raw) + 1e-4) * shape
 
 
-class GaussianEncoder(nn.Module):
-    def __init__(self, hidden: int) -> None:
-        super().__init__()
-        self.net = mlp([2, hidden, hidden, 4])
-
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        loc, raw = self.net(x).chunk(2, -1)
-        return loc, nn.functional.softplus(raw) + 1e-4
-
-
 class ToyVAE(nn.Module):
     def __init__(self, hidden: int = 128) -> None:
         super().__init__()
-        self.decoder = Decoder(hidden)
-        self.gaussian = GaussianEncoder(hidden)
+        self.decoder = LocScale(hidden, 1e-3)
+        self.gaussian = LocScale(hidden, 1e-4)
         self.implicit = ImplicitGuide(
             ImplicitEncoder(hidden), noise_dim=NOISE, sites="z", context=lambda x: x
         )

@@ -28,12 +28,6 @@ def load_sac():
 sac = load_sac()
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread (after conftest's two): this machine's second core is in use."""
-    torch.set_num_threads(1)
-
-
 TINY = [
     "--env",
     "Pendulum-v1",

@@ -8,32 +8,14 @@ import pyro
 import pytest
 import torch
 from conftest import data_dir
+from test_examples import SHRUNK
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "vae_mnist.py"
 _spec = importlib.util.spec_from_file_location("vae_mnist", EXAMPLE)
 vae_mnist = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(vae_mnist)
 
-TINY = [
-    "--data-dir",
-    data_dir(),
-    "--no-download",
-    "--train-size",
-    "256",
-    "--test-size",
-    "16",
-    "--epochs",
-    "1",
-    "--batch-size",
-    "64",
-    "--k",
-    "40",
-    "--score-samples",
-    "8",
-    "--no-progress",
-    "--out",
-    "",
-]
+TINY = [*SHRUNK["vae_mnist.py"], "--out", ""]
 
 
 def test_loader_matches_the_known_mnist_facts():
