@@ -73,3 +73,10 @@ def test_bad_arguments_fail_before_training(flag, value, match):
     args = vae_mnist.parser().parse_args([*TINY, flag, value])
     with pytest.raises(ValueError, match=match):
         vae_mnist.main(args)
+
+
+def test_conv_variant_runs_for_both_encoders():
+    args = vae_mnist.parser().parse_args([*TINY, "--arch", "conv"])
+    result = vae_mnist.main(args)
+    assert all(math.isfinite(v) for v in result.values())
+    assert set(result) >= {"implicit_test_ll", "gaussian_test_ll"}
