@@ -258,9 +258,9 @@ def check_importance_args(shape: tuple[int, ...] | None, num_samples: int | None
 
 
 def relative_jitter(cov_diag_mean, jitter: float, tiny: float):
-    """``jitter`` times the mean variance, at least ``tiny``: the ridge added to a fitted
+    """``jitter`` times the mean variance plus ``tiny``: the ridge added to a fitted
     covariance so that its Cholesky factor exists for a collapsed sampler."""
-    return jitter * (cov_diag_mean + tiny)
+    return jitter * cov_diag_mean + tiny
 
 
 def check_halves(n: int, dim: int) -> None:
