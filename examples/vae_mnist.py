@@ -94,6 +94,18 @@ class Features(nn.Module):
         return self.net(x.reshape(-1, 784)).reshape(batch + (HIDDEN,))
 
 
+class GaussianHead(nn.Module):
+    """(mu, sd) of a diagonal Gaussian over z from the features h: the paper's 400-300 head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = mlp([HIDDEN, 400, 300, 2 * LATENT])
+
+    def forward(self, features: Tensor) -> tuple[Tensor, Tensor]:
+        loc, raw = self.net(features).chunk(2, -1)
+        return loc, nn.functional.softplus(raw) + 1e-4
+
+
 class ImplicitHead(nn.Module):
     """z = mu(h) + sd(h) * (eps_:32 + r([eps, h])): an implicit q(z | x).
 
@@ -106,15 +118,15 @@ class ImplicitHead(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.gaussian = mlp([HIDDEN, 400, 300, 2 * LATENT])
+        self.gaussian = GaussianHead()
         self.residual = mlp([NOISE + HIDDEN, 400, 300, LATENT])
         nn.init.zeros_(self.residual[-1].weight)
         nn.init.zeros_(self.residual[-1].bias)
 
     def forward(self, noise: Tensor, features: Tensor) -> Tensor:
-        loc, raw = self.gaussian(features).chunk(2, -1)
+        loc, scale = self.gaussian(features)
         shape = noise[..., :LATENT] + self.residual(torch.cat([noise, features], -1))
-        return loc + (nn.functional.softplus(raw) + 1e-4) * shape
+        return loc + scale * shape
 
 
 class GaussianEncoder(nn.Module):
@@ -123,11 +135,10 @@ class GaussianEncoder(nn.Module):
     def __init__(self, arch: str) -> None:
         super().__init__()
         self.features = Features(arch)
-        self.head = mlp([HIDDEN, 400, 300, 2 * LATENT])
+        self.head = GaussianHead()
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        loc, raw = self.head(self.features(x)).chunk(2, -1)
-        return loc, nn.functional.softplus(raw) + 1e-4
+        return self.head(self.features(x))
 
 
 class Decoder(nn.Module):
