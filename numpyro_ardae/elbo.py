@@ -129,19 +129,20 @@ class ARDAE_ELBO(ELBO):
         check_traces(model_trace, guide_trace)
         return log_p, model_trace, guide_trace
 
-    def _fresh(self, key, params, guide, args, kwargs) -> dict[str, tuple[Array, Array | None]]:
-        """``score_samples`` fresh draws per guide: ``(n, d)`` or ``(n, m, d)`` and context."""
+    def _fresh(self, key, params, guide, args, kwargs) -> dict[str, tuple]:
+        """``score_samples`` fresh draws per guide: ``(n, d)`` or ``(n, m, d)``, the context
+        ``(m, k)`` and the centre z0 ``(m, d)`` (``None`` for a global guide)."""
 
         def one(key):
             seeded = handlers.seed(handlers.substitute(guide, data=params), key)
             with handlers.block():
                 tr = handlers.trace(seeded).get_trace(*args, **kwargs)
-            return {g: (d.unconstrained, d.context) for g, (d, _) in _draws(tr).items()}
+            return {g: (d.unconstrained, d.context, d.loc) for g, (d, _) in _draws(tr).items()}
 
         n = self.score_samples
         out = jax.vmap(one)(jax.random.split(key, n))
         fresh = {}
-        for g, (u, ctx) in jax.lax.stop_gradient(out).items():
+        for g, (u, ctx, loc) in jax.lax.stop_gradient(out).items():
             d = u.shape[-1]
             if ctx is None:
                 if u.size != n * d:
@@ -150,9 +151,10 @@ class ARDAE_ELBO(ELBO):
                         f"shape {tuple(u.shape[1:-1])}; a batched (local) implicit latent "
                         "needs a context (ImplicitGuide(net, context=...))"
                     )
-                fresh[g] = (u.reshape(n, d), None)
+                fresh[g] = (u.reshape(n, d), None, None)
             else:
-                fresh[g] = (u.reshape(n, -1, d), ctx.reshape(n, -1, ctx.shape[-1])[0])
+                ctx = ctx.reshape(n, -1, ctx.shape[-1])[0]
+                fresh[g] = (u.reshape(n, -1, d), ctx, loc.reshape(n, -1, d)[0])
         return fresh
 
     def train_score(self, key, params, guide, draws, args, kwargs):
@@ -163,13 +165,15 @@ class ARDAE_ELBO(ELBO):
         for step_key in jax.random.split(key, self.score_steps):
             key_fresh, key_step = jax.random.split(step_key)
             fresh = self._fresh(key_fresh, params, guide, args, kwargs)
-            for g, (samples, context) in fresh.items():
+            for g, (samples, context, loc) in fresh.items():
                 est = self.estimator(draws[g][0])
-                states[g], stats[g], losses[g] = est.update(states[g], key_step, samples, context)
+                states[g], stats[g], losses[g] = est.update(
+                    states[g], key_step, samples, context, loc
+                )
         if not stats:  # score_steps == 0: score with the current samples' whitening
             fresh = self._fresh(key, params, guide, args, kwargs)
-            for g, (samples, context) in fresh.items():
-                stats[g] = self.estimator(draws[g][0]).set_stats(samples, context)
+            for g, (samples, context, loc) in fresh.items():
+                stats[g] = self.estimator(draws[g][0]).set_stats(samples, context, loc)
         return states, stats, losses
 
     def loss_with_mutable_state(self, rng_key, param_map, model, guide, *args, **kwargs):

@@ -19,7 +19,7 @@ import optax
 from jax import Array
 from jax.scipy.linalg import solve_triangular
 
-from pyro_ardae._common import check_halves, check_samples
+from pyro_ardae._common import check_halves, check_samples, whitening_ridge
 
 from .loss import ardae_loss, sample_noise
 from .score import Parameterization, ScoreNet
@@ -56,28 +56,32 @@ class Standardization(NamedTuple):
         return jnp.sum(jnp.log(diag), -1)
 
 
-def moments(samples: Array, tril: bool) -> tuple[Array, Array]:
+def moments(samples: Array, tril: bool, loc: Array | None = None) -> tuple[Array, Array]:
     r"""Mean and covariance (``tril``) or per-coordinate variance over the first axis, the
     covariance scaled by :math:`(n-1)/(n-d-2)` so that its inverse is unbiased for Gaussian
-    samples (see :func:`pyro_ardae.estimator.moments`)."""
+    samples; about a known centre ``loc`` instead of the mean, divided by :math:`n-d-1` (see
+    :func:`pyro_ardae.estimator.moments`)."""
     n = samples.shape[0]
     d = samples.shape[-1] if tril else 1
-    if n <= d + 2:
+    dof = n - d - (1 if loc is not None else 2)
+    if dof <= 0:
         raise ValueError(
-            f"ScoreEstimator: whitening {d}-dim samples needs more than {d + 2} of them, got {n}"
+            f"ScoreEstimator: whitening {d}-dim samples needs more than {n - dof} of them, got {n}"
         )
-    loc = jnp.mean(samples, 0)
+    loc = jnp.mean(samples, 0) if loc is None else loc
     centred = samples - loc
     cov = centred.T @ centred if tril else jnp.sum(centred**2, 0)
-    return loc, cov / (n - d - 2)
+    return loc, cov / dof
 
 
 def standardization(loc: Array, cov: Array, tril: bool) -> Standardization:
-    """The whitening map of a mean and a covariance (``tril``) or variance, with a relative
-    jitter so that a collapsing sampler gives a small, finite scale."""
+    """The whitening map of a mean and a covariance (``tril``) or variance, with the ridge
+    of :func:`pyro_ardae._common.whitening_ridge` (a collapsing sampler gets a small, finite
+    scale)."""
     finfo = jnp.finfo(loc.dtype)
     var = jnp.diagonal(cov) if tril else cov
-    jitter = 1e3 * finfo.eps * (var + loc**2) + finfo.tiny
+    dim = loc.shape[-1] if tril else 1
+    jitter = whitening_ridge(var, loc**2, dim, float(finfo.eps), float(finfo.tiny))
     if not tril:
         return Standardization(loc, jnp.sqrt(var + jitter))
     return Standardization(loc, jnp.linalg.cholesky(cov + jnp.diag(jitter)))
@@ -188,8 +192,11 @@ class ScoreEstimator:
     def _check(self, z: Array, context: Array | None, min_dims: int) -> None:
         check_samples(self.dim, self.context_dim, z, context, min_dims, (jax.Array, np.ndarray))
 
-    def set_stats(self, samples: Array, context: Array | None = None) -> Standardization:
-        """The whitening map of ``samples`` (``(n, d)``, or ``(n, m, d)`` per context)."""
+    def set_stats(
+        self, samples: Array, context: Array | None = None, loc: Array | None = None
+    ) -> Standardization:
+        """The whitening map of ``samples`` (``(n, d)``, or ``(n, m, d)`` per context),
+        centred at ``loc`` (``(d,)`` or ``(m, d)``) if given, else at their mean."""
         self._check(samples, context, 3 if self.context_dim else 2)
         if not self.context_dim and samples.ndim != 2:
             raise ValueError(
@@ -197,7 +204,8 @@ class ScoreEstimator:
                 f"got {tuple(samples.shape)}"
             )
         tril = not self.context_dim
-        return standardization(*moments(jax.lax.stop_gradient(samples), tril), tril)
+        loc = None if loc is None else jax.lax.stop_gradient(loc)
+        return standardization(*moments(jax.lax.stop_gradient(samples), tril, loc), tril)
 
     def step(
         self,
@@ -230,17 +238,23 @@ class ScoreEstimator:
         return ScoreState(net, opt_state), loss
 
     def update(
-        self, state: ScoreState, key: Array, samples: Array, context: Array | None = None
+        self,
+        state: ScoreState,
+        key: Array,
+        samples: Array,
+        context: Array | None = None,
+        loc: Array | None = None,
     ) -> tuple[ScoreState, Standardization, Array]:
         """One cross-fitted training step on fresh ``samples``: each half is whitened with
-        the other half's moments, and the first half's map is returned for the queries (see
-        :meth:`pyro_ardae.ScoreEstimator.update` for why)."""
+        the other half's moments (about the known centre ``loc`` if given), and the first
+        half's map is returned for the queries (see :meth:`pyro_ardae.ScoreEstimator.update`
+        for why)."""
         self._check(samples, context, 3 if self.context_dim else 2)
         check_halves(samples.shape[0], 1 if self.context_dim else self.dim)
         half = samples.shape[0] // 2
         samples = jax.lax.stop_gradient(samples)
         a, b = samples[:half], samples[half : 2 * half]
-        stats_a, stats_b = self.set_stats(a, context), self.set_stats(b, context)
+        stats_a, stats_b = self.set_stats(a, context, loc), self.set_stats(b, context, loc)
         y = jnp.concatenate([stats_b.whiten(a), stats_a.whiten(b)])
         state, loss = self._train(state, key, y, context)
         return state, stats_a, loss

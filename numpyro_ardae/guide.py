@@ -39,6 +39,7 @@ class Draw:
     unconstrained: Array
     context: Array | None
     spec: ScoreSpec
+    loc: Array | None = None
 
     @property
     def state(self) -> str:
@@ -237,10 +238,14 @@ class ImplicitGuide:
         noise = jax.random.normal(key, tuple(batch) + (self.noise_dim,), dtype)
         out = self._outputs(net, noise, context, batch)
         flat = jnp.concatenate([out[k].reshape(tuple(batch) + (-1,)) for k in self.supports], -1)
-        ctx_flat = None
+        ctx_flat, loc = None, None
         if context is not None:
             ctx_flat = jax.lax.stop_gradient(context.reshape(tuple(batch) + (-1,)))
-        draw = Draw(self.prefix, flat, ctx_flat, self.score_spec)
+            zero = self._outputs(net, jnp.zeros_like(noise), context, batch)  # z0(c) = net(0, c)
+            loc = jax.lax.stop_gradient(
+                jnp.concatenate([zero[k].reshape(tuple(batch) + (-1,)) for k in self.supports], -1)
+            )
+        draw = Draw(self.prefix, flat, ctx_flat, self.score_spec, loc)
         result = {name: emit_site(name, out[name], s, draw) for name, s in self.supports.items()}
         declare_score_state(draw)
         return result

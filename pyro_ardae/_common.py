@@ -257,6 +257,16 @@ def check_importance_args(shape: tuple[int, ...] | None, num_samples: int | None
     return num_samples
 
 
+def whitening_ridge(var, loc_sq, dim: int, eps: float, tiny: float):
+    """Ridge added to the variances ``var`` of a whitening map centred at ``loc`` (``loc_sq``
+    is its square): ``4 dim eps`` relative to each variance, above the rounding error of a
+    Cholesky factorisation of a singular ``dim x dim`` covariance (a collapsed sampler), plus
+    ``(eps loc)^2``, the square of the draws' own resolution, plus ``tiny``. Anything larger
+    biases the score: the network learns a law wider than q and the entropy gradient comes
+    out too weak in the coordinates whose sd is small against their mean."""
+    return eps * 4 * dim * var + eps**2 * loc_sq + tiny
+
+
 def relative_jitter(cov_diag_mean, jitter: float, tiny: float):
     """``jitter`` times the mean variance plus ``tiny``: the ridge added to a fitted
     covariance so that its Cholesky factor exists for a collapsed sampler."""

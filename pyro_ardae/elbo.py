@@ -186,8 +186,11 @@ class ARDAE_ELBO(ELBO):
         return model_trace, guide_trace
 
     # --- the score networks -----------------------------------------------------------
-    def _fresh(self, guide, args, kwargs) -> list[tuple[Draw, Tensor, Tensor | None]]:
-        """Fresh detached draws ``(draw, samples (n, [m,] d), context (m, k) or None)``."""
+    def _fresh(
+        self, guide, args, kwargs
+    ) -> list[tuple[Draw, Tensor, Tensor | None, Tensor | None]]:
+        """Fresh detached draws ``(draw, samples (n, [m,] d), context (m, k) or None,
+        centre z0 (m, d) or None)``."""
         n = self.score_samples
         with torch.no_grad(), poutine.block():
             with pyro.plate("_ardae_score_samples", n, dim=-self.max_plate_nesting - 1):
@@ -203,10 +206,11 @@ class ARDAE_ELBO(ELBO):
                         f"batch shape {tuple(u.shape[:-1])}; a batched (local) implicit "
                         "latent needs a context (ImplicitGuide(net, context=...))"
                     )
-                out.append((draw, u.reshape(n, d), None))
+                out.append((draw, u.reshape(n, d), None, None))
             else:
                 ctx = draw.context.reshape(n, -1, draw.context.shape[-1])[0]
-                out.append((draw, u.reshape(n, -1, d), ctx))
+                loc = None if draw.loc is None else draw.loc.reshape(n, -1, d)[0]
+                out.append((draw, u.reshape(n, -1, d), ctx, loc))
         return out
 
     def _estimator(self, draw: Draw) -> ScoreEstimator:
@@ -246,8 +250,8 @@ class ARDAE_ELBO(ELBO):
             raise RuntimeError("ARDAE_ELBO.train_score: max_plate_nesting is not known yet")
         losses = {}
         for _ in range(self.score_steps):
-            for draw, samples, context in self._fresh(guide, args, kwargs):
-                losses[draw.guide] = self._estimator(draw).update(samples, context)
+            for draw, samples, context, loc in self._fresh(guide, args, kwargs):
+                losses[draw.guide] = self._estimator(draw).update(samples, context, loc)
         return losses
 
     # --- the loss ---------------------------------------------------------------------

@@ -9,7 +9,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from ._common import check_halves, check_samples
+from ._common import check_halves, check_samples, whitening_ridge
 from .loss import ardae_loss, sample_noise
 from .score import Parameterization, ScoreNet
 
@@ -49,33 +49,39 @@ class Standardization(NamedTuple):
         return diag.log().sum(-1)
 
 
-def moments(samples: Tensor, tril: bool) -> tuple[Tensor, Tensor]:
+def moments(samples: Tensor, tril: bool, loc: Tensor | None = None) -> tuple[Tensor, Tensor]:
     r"""Mean and covariance (``tril``) or per-coordinate variance over the first dimension
     of ``samples``, the covariance inflated so that its inverse is unbiased for Gaussian
     samples: :math:`\mathbb{E}[\hat\Sigma^{-1}] = \frac{n-1}{n-d-2}\Sigma^{-1}` for the usual
-    estimate, which would otherwise inflate a fitted variance by :math:`(d + 1)/n`."""
+    estimate, which would otherwise inflate a fitted variance by :math:`(d + 1)/n`.
+
+    With a known centre ``loc`` (e.g. the generator's zero-noise output) no mean is
+    estimated: the second moment about ``loc`` is divided by :math:`n - d - 1`, one more
+    degree of freedom, and the centre carries no sampling noise."""
     n = samples.shape[0]
     d = samples.shape[-1] if tril else 1
-    if n <= d + 2:
+    dof = n - d - (1 if loc is not None else 2)
+    if dof <= 0:
         raise ValueError(
-            f"ScoreEstimator: whitening {d}-dim samples needs more than {d + 2} of them, got {n}"
+            f"ScoreEstimator: whitening {d}-dim samples needs more than {n - dof} of them, got {n}"
         )
-    loc = samples.mean(0)
+    loc = samples.mean(0) if loc is None else loc
     centred = samples - loc
     if tril:
         cov = centred.T @ centred
     else:
         cov = centred.pow(2).sum(0)
-    return loc, cov / (n - d - 2)
+    return loc, cov / dof
 
 
 def standardization(loc: Tensor, cov: Tensor, tril: bool) -> Standardization:
-    """The whitening map of a mean and a covariance (``tril``) or variance, with a relative
-    jitter so that a collapsing sampler gives a small, finite scale rather than 0 or a
-    failed Cholesky."""
+    """The whitening map of a mean and a covariance (``tril``) or variance, with a ridge
+    (:func:`~pyro_ardae._common.whitening_ridge`) so that a collapsing sampler gives a small,
+    finite scale rather than 0 or a failed Cholesky, and nothing more."""
     finfo = torch.finfo(loc.dtype)
     var = cov.diagonal() if tril else cov
-    jitter = 1e3 * finfo.eps * (var + loc.pow(2)) + finfo.tiny
+    dim = loc.shape[-1] if tril else 1
+    jitter = whitening_ridge(var, loc.pow(2), dim, finfo.eps, finfo.tiny)
     if not tril:
         return Standardization(loc, (var + jitter).sqrt(), False)
     return Standardization(loc, torch.linalg.cholesky(cov + torch.diag_embed(jitter)), True)
@@ -203,8 +209,11 @@ class ScoreEstimator(nn.Module):
         check_samples(self.dim, self.context_dim, z, context, min_dims, (Tensor,))
 
     @torch.no_grad()
-    def set_stats(self, samples: Tensor, context: Tensor | None = None) -> Standardization:
-        """Set the whitening map from ``samples`` (``(n, d)``, or ``(n, m, d)`` per context)."""
+    def set_stats(
+        self, samples: Tensor, context: Tensor | None = None, loc: Tensor | None = None
+    ) -> Standardization:
+        """Set the whitening map from ``samples`` (``(n, d)``, or ``(n, m, d)`` per context),
+        centred at ``loc`` (``(d,)`` or ``(m, d)``) if given, else at their mean."""
         self._check(samples, context, 3 if self.context_dim else 2)
         if not self.context_dim and samples.dim() != 2:
             raise ValueError(
@@ -212,7 +221,7 @@ class ScoreEstimator(nn.Module):
                 f"got {tuple(samples.shape)}"
             )
         tril = not self.context_dim
-        self.stats = standardization(*moments(samples, tril), tril)
+        self.stats = standardization(*moments(samples, tril, loc), tril)
         return self.stats
 
     def _whiten(self, z: Tensor) -> Tensor:
@@ -243,7 +252,9 @@ class ScoreEstimator(nn.Module):
         self.optimizer.step()
         return loss.detach()
 
-    def update(self, samples: Tensor, context: Tensor | None = None) -> Tensor:
+    def update(
+        self, samples: Tensor, context: Tensor | None = None, loc: Tensor | None = None
+    ) -> Tensor:
         r"""One training step on fresh ``samples``, cross-fitted: the samples are split in
         halves :math:`A, B`, each half is whitened with the other half's statistics, and
         :math:`A`'s statistics are kept for the queries.
@@ -260,9 +271,10 @@ class ScoreEstimator(nn.Module):
         check_halves(samples.shape[0], 1 if self.context_dim else self.dim)
         half = samples.shape[0] // 2
         a, b = samples[:half].detach(), samples[half : 2 * half].detach()
-        stats_b = self.set_stats(b, context)
+        loc = None if loc is None else loc.detach()
+        stats_b = self.set_stats(b, context, loc)
         y_a = stats_b.whiten(a)
-        stats_a = self.set_stats(a, context)
+        stats_a = self.set_stats(a, context, loc)
         y = torch.cat([y_a, stats_a.whiten(b)])
         return self._train(y, context)
 

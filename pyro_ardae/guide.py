@@ -26,7 +26,7 @@ NO_DENSITY = (
 
 @dataclass(eq=False)
 class Draw:
-    """One joint draw of an implicit guide, as the ELBO needs it.
+    r"""One joint draw of an implicit guide, as the ELBO needs it.
 
     Attributes:
         guide: name of the guide that made it (one score network per guide).
@@ -34,12 +34,17 @@ class Draw:
             graph to the generator's parameters.
         context: the score network's context, ``batch_shape + (k,)``, or ``None``.
         spec: the architecture of the guide's score network.
+        loc: for an amortised guide, the generator's zero-noise output
+            :math:`z_0(c) = \mathrm{net}(0, c)` (detached, flat and unconstrained, shaped
+            like ``unconstrained``): the centre of the score network's per-context
+            whitening, as in the paper; ``None`` for a global guide.
     """
 
     guide: str
     unconstrained: Tensor
     context: Tensor | None
     spec: ScoreSpec
+    loc: Tensor | None = None
 
 
 class ImplicitDistribution(TorchDistribution):
@@ -233,6 +238,9 @@ class ImplicitGuide(PyroModule):
                 )
         return out
 
+    def _flat(self, out: Mapping[str, Tensor], batch: torch.Size) -> Tensor:
+        return torch.cat([out[k].reshape(batch + (-1,)) for k in self.supports], -1)
+
     def forward(self, *args, **kwargs) -> dict[str, Tensor]:
         """Draw the latents; returns a dict from site name to (constrained) value."""
         context = self._context(args, kwargs)
@@ -249,9 +257,15 @@ class ImplicitGuide(PyroModule):
             device=ref.device if ref is not None else None,
         )
         out = self._outputs(noise, context)
-        flat = torch.cat([out[k].reshape(batch + (-1,)) for k in self.supports], -1)
-        ctx_flat = None if context is None else context.reshape(batch + (-1,)).detach()
-        draw = Draw(self._pyro_name, flat, ctx_flat, self.score_spec)
+        flat = self._flat(out, batch)
+        ctx_flat, loc = None, None
+        if context is not None:
+            ctx_flat = context.reshape(batch + (-1,)).detach()
+            with torch.no_grad():  # z0(c) = net(0, c), once per context row
+                rows = context[(0,) * (len(batch) - len(ctx_batch))]
+                zero = noise.new_zeros(ctx_batch + (self.noise_dim,))
+                loc = self._flat(self._outputs(zero, rows), ctx_batch).expand(flat.shape)
+        draw = Draw(self._pyro_name, flat, ctx_flat, self.score_spec, loc)
         return {
             name: emit_site(name, out[name], support, draw)
             for name, support in self.supports.items()

@@ -4,6 +4,7 @@ import pyro
 import pyro.distributions as dist
 import pytest
 import torch
+from pyro import poutine
 from pyro.distributions import constraints
 from pyro.infer import SVI
 
@@ -86,3 +87,22 @@ def test_context_module_is_trained_with_the_generator():
     svi.step(torch.randn(4, 2))
     assert "context$$$linear.weight" in pyro.get_param_store()
     assert not torch.equal(guide.context.linear.weight, before)
+
+
+def test_amortised_draw_is_centred_at_the_zero_noise_output():
+    head = torch.nn.Linear(3, 2)
+    guide = ImplicitGuide(
+        lambda noise, c: head(torch.cat([noise, c], -1)),
+        noise_dim=2,
+        sites="z",
+        context=lambda x: x,
+        score_hidden=(4,),
+    )
+    x = torch.randn(5, 1)
+    with pyro.plate("particles", 7, dim=-2):
+        trace = poutine.trace(guide).get_trace(x)
+    draw = trace.nodes["z"]["fn"].draw
+    expected = head(torch.cat([torch.zeros(5, 2), x], -1)).detach()
+    assert draw.unconstrained.shape == draw.loc.shape == (7, 5, 2)
+    assert torch.allclose(draw.loc, expected.expand(7, 5, 2))
+    assert not draw.loc.requires_grad

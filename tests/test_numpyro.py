@@ -8,6 +8,7 @@ import numpyro
 import numpyro.distributions as dist
 import optax
 import pytest
+from numpyro import handlers
 from numpyro.infer import SVI, Predictive, Trace_ELBO
 from numpyro.infer.autoguide import AutoNormal
 
@@ -157,6 +158,16 @@ def test_amortized_guide():
     assert z.shape == (4000, 3)
     assert jnp.allclose(z.mean(0), x / 2, atol=0.15)
     assert jnp.allclose(z.std(0), jnp.sqrt(0.5), rtol=0.15)
+
+
+def test_amortised_draw_is_centred_at_the_zero_noise_output():
+    encoder = Encoder(KEY)
+    guide = ImplicitGuide(encoder, noise_dim=2, sites="z", context=lambda x: x[:, None])
+    x = jnp.array([-1.0, 0.0, 3.0])
+    draw = handlers.trace(handlers.seed(guide, KEY)).get_trace(x)["z"]["fn"].draw
+    expected = jax.vmap(encoder)(jnp.zeros((3, 2)), x[:, None])
+    assert draw.loc.shape == draw.unconstrained.shape == (3, 1)
+    assert jnp.allclose(draw.loc[:, 0], expected)
 
 
 def test_float64():

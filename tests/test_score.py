@@ -136,12 +136,14 @@ def test_estimator_bad_input():
     assert math.isfinite(ctx.update(torch.randn(10, 4, 2), torch.randn(4, 3)).item())
 
 
-def test_amortised_score_has_the_right_scale_with_few_draws_per_context():
+@pytest.mark.parametrize("centred", [False, True])
+def test_amortised_score_has_the_right_scale_with_few_draws_per_context(centred):
     """q(z | c) = N(2c, (0.5 + c^2)^2 I_2), 16 fresh draws per context in each update. The
     least-squares slope of the estimated score on the exact one must be near 1. Whitening
     each draw with its own context's moments gave a slope of n / (n - 3) = 1.23 here (the
     network learns the narrower law of self-whitened draws); the cross-fitted update gives
-    about 0.93 (its O(1/n) bias: each half's moments come from 8 draws)."""
+    about 0.93 (its O(1/n) bias: each half's moments come from 8 draws), and 1.01 to 1.05
+    about the known centre (``centred``: only the scales are estimated)."""
     est = ScoreEstimator(2, context_dim=1, hidden=(64, 64))
 
     def draw(c, n):
@@ -150,14 +152,39 @@ def test_amortised_score_has_the_right_scale_with_few_draws_per_context():
 
     for _ in range(1500):
         c = torch.rand(64, 1) * 2 - 1
-        est.update(draw(c, 16)[0], c)
+        z, loc, _ = draw(c, 16)
+        est.update(z, c, loc.expand(-1, 2) if centred else None)
     c = torch.rand(256, 1) * 2 - 1
     z, loc, sd = draw(c, 16)
-    est.update(z, c)  # the query's whitening map, from fresh draws at these contexts
+    est.update(z, c, loc.expand(-1, 2) if centred else None)  # the query's whitening map
     query = draw(c, 4)[0]
     exact = -(query - loc) / sd**2
     slope = (est.score(query, c) * exact).sum() / exact.pow(2).sum()
     assert 0.85 < slope < 1.1
+
+
+def test_whitening_about_a_known_centre():
+    est = ScoreEstimator(2, context_dim=1, hidden=(4,))
+    z, c, loc = torch.randn(10, 3, 2), torch.zeros(3, 1), torch.full((3, 2), 0.5)
+    stats = est.set_stats(z, c, loc)
+    assert torch.equal(stats.loc, loc)
+    expected = (z - loc).pow(2).sum(0) / (10 - 2)  # n - d - 1 degrees of freedom, d = 1
+    assert torch.allclose(stats.scale.pow(2), expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_whitening_ridge_is_negligible_and_keeps_a_collapsed_sampler_finite(dtype):
+    torch.manual_seed(0)
+    # A narrow law far from 0: the map must keep its scale (a ridge relative to loc^2 would
+    # widen it and weaken the entropy gradient).
+    z = 100.0 + 0.05 * torch.randn(4096, 3, dtype=dtype)
+    est = ScoreEstimator(3, hidden=(4,))
+    scale = est.set_stats(z).scale.diagonal()
+    assert torch.allclose(scale, z.std(0), rtol=1e-3)
+    # A sampler collapsed onto a line in 20-d: the Cholesky factor still exists.
+    line = torch.randn(512, 1, dtype=dtype) * torch.randn(1, 20, dtype=dtype) + 5.0
+    stats = ScoreEstimator(20, hidden=(4,)).set_stats(line)
+    assert torch.isfinite(stats.scale).all() and (stats.scale.diagonal() > 0).all()
 
 
 def test_update_whitens_each_half_with_the_other_halfs_moments():
