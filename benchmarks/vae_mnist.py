@@ -75,6 +75,7 @@ def main() -> dict:
                 "epochs",
                 "batch_size",
                 "lr",
+                "residual_lr",
                 "score_samples",
                 "score_lr",
                 "score_hidden",

