@@ -1,7 +1,8 @@
 """SAC with the implicit (AR-DAE) policy next to tanh-Gaussian SAC, same seeds and settings.
 
 Runs ``examples/sac.py`` for both policies in one process, one after the other for each seed
-(same critics, buffer, batch 256, gamma 0.99, tau 0.005, Adam 3e-4, alpha 0.05). Metrics:
+(same critics, buffer, batch 256, gamma 0.99, tau 0.005, Adam 3e-4, alpha 0.05 fixed, or
+learned toward entropy -dim(A) for both with ``--autotune``). Metrics:
 ``gaussian_return`` and ``implicit_return``, the mean over seeds of the final evaluation
 return of the zero-noise policy (``*_return_stochastic``: of the stochastic one), and
 ``*_steps_per_s`` (environment steps per second over the whole run, evaluations included).
@@ -41,6 +42,7 @@ def main() -> dict:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds, each policy")
     parser.add_argument("--eval-episodes", type=int, default=None, help="10 (quick: 3)")
     parser.add_argument("--score-samples", type=int, default=32, help="AR-DAE draws per state")
+    parser.add_argument("--autotune", action="store_true", help="learn alpha, both policies")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--out-dir", default="outputs/sac_benchmark", help="CSVs and curves")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=False)
@@ -59,7 +61,7 @@ def main() -> dict:
                 "--score-samples", str(args.score_samples), "--threads", str(args.threads),
                 "--csv", f"{stem}.csv", "--out", f"{stem}.png",
                 "--progress" if args.progress else "--no-progress",
-            ]  # fmt: skip
+            ] + (["--autotune"] if args.autotune else [])  # fmt: skip
             out = sac.main(sac.parser().parse_args(cli))
             runs[policy].append(out)
             print(json.dumps({"policy": policy, "seed": seed, **out}), flush=True)
@@ -73,6 +75,7 @@ def main() -> dict:
         result[f"{policy}_steps_per_s"] = float(np.mean([o["steps_per_s"] for o in outs]))
         result[f"{policy}_updates_per_s"] = float(np.mean([o["updates_per_s"] for o in outs]))
         result[f"{policy}_collapse_warnings"] = sum(o["collapse_warnings"] for o in outs)
+        result[f"{policy}_final_alpha"] = [o["alpha"] for o in outs]
     result.update(
         seeds=args.seeds,
         learning_starts=args.learning_starts,
@@ -80,6 +83,7 @@ def main() -> dict:
         score_samples=args.score_samples,
         batch_size=sac.parser().get_default("batch_size"),
         alpha=sac.parser().get_default("alpha"),
+        autotune=args.autotune,
     )
     if args.env == "Pendulum-v1":
         result["bar"] = f"both >= {PENDULUM_BAR:g} within 20k steps"

@@ -2,9 +2,18 @@
 standard tanh-Gaussian policy, on a gymnasium environment with a box action space.
 
 Both policies share everything but the actor: the replay buffer, twin critics (MLP 256-256,
-ReLU) with Polyak-averaged targets, batch 256, gamma 0.99, tau 0.005, Adam 3e-4, a fixed
-temperature alpha = 0.05 and one gradient step per environment step. The soft-Q target is
+ReLU) with Polyak-averaged targets, batch 256, gamma 0.99, tau 0.005, Adam 3e-4, the
+temperature alpha (0.05 fixed, or learned with ``--autotune``) and one gradient step per
+environment step. The soft-Q target is
 ``r + gamma (1 - terminated) (min Q'(s', a') - alpha log pi(a' | s'))``, a' ~ pi(. | s').
+
+**Temperature.** With ``--autotune`` alpha is learned as in Haarnoja et al. (2018, "Soft
+Actor-Critic Algorithms and Applications"): ``log alpha`` takes an Adam step on
+``log alpha * (H - H_target)``, with ``H`` the batch mean of ``-log pi(a' | s')`` that the
+soft-Q target has just computed (next states from the buffer, as good a sample of the state
+distribution as the current ones, so the implicit policy needs no second normaliser
+estimate) and ``H_target = -dim(A)`` by default (``--target-entropy``). Alpha falls while the
+policy's entropy is above the target and rises below it; both policies use the same rule.
 
 **Squashing.** Both policies draw an unconstrained ``u`` and map it to the action box
 ``[low, high]`` with ``T = biject_to(interval(low, high))``, i.e.
@@ -144,6 +153,33 @@ def squash(u: Tensor, box: constraints.Constraint) -> tuple[Tensor, Tensor]:
     transform = biject_to(box)
     a = transform(u)
     return a, transform.log_abs_det_jacobian(u, a).sum(-1)
+
+
+class Temperature(nn.Module):
+    """The entropy temperature: ``alpha`` fixed, or learned toward a target entropy
+    (module docstring) when ``target_entropy`` is given."""
+
+    def __init__(self, alpha: float, target_entropy: float | None, lr: float) -> None:
+        super().__init__()
+        self.target_entropy = target_entropy
+        self.log_alpha = nn.Parameter(
+            torch.tensor(math.log(alpha)), requires_grad=target_entropy is not None
+        )
+        self.optimizer = torch.optim.Adam([self.log_alpha], lr=lr)
+
+    @property
+    def alpha(self) -> float:
+        return self.log_alpha.exp().item()
+
+    def update(self, log_pi: Tensor) -> float:
+        """One step on ``log alpha (H - H_target)``, ``H = -mean(log_pi)``; returns alpha."""
+        if self.target_entropy is not None:
+            entropy = -log_pi.detach().mean()
+            loss = self.log_alpha * (entropy - self.target_entropy)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+        return self.alpha
 
 
 def spread_collapsed(spread: float, threshold: float) -> bool:
@@ -349,6 +385,13 @@ def check_args(args: argparse.Namespace) -> None:
         raise ValueError(
             f"sac: expected --score-samples >= 4 (per-state whitening), got {args.score_samples}"
         )
+    if args.target_entropy is not None and not (
+        args.autotune and math.isfinite(args.target_entropy)
+    ):
+        raise ValueError(
+            f"sac: expected a finite --target-entropy together with --autotune, got "
+            f"{args.target_entropy} with autotune={args.autotune}"
+        )
     if args.resume and not args.checkpoint:
         raise ValueError("sac: --resume needs --checkpoint PATH")
 
@@ -367,18 +410,19 @@ def evaluate(policy, env: gym.Env, episodes: int, deterministic: bool) -> float:
     return total / episodes
 
 
-def critic_step(batch, policy, critics, targets, optimizer, args) -> float:
-    """One soft-Q step on the twin critics (the same for both policies)."""
+def critic_step(batch, policy, critics, targets, optimizer, args) -> Tensor:
+    """One soft-Q step on the twin critics (the same for both policies); returns the
+    ``log pi(a' | s')`` of the target's next actions."""
     with torch.no_grad():
         next_a, next_log_pi = policy.target_sample(batch["next_obs"])
-        soft_v = targets.min_q(batch["next_obs"], next_a) - args.alpha * next_log_pi
+        soft_v = targets.min_q(batch["next_obs"], next_a) - policy.alpha * next_log_pi
         y = batch["rewards"] + args.gamma * (1 - batch["terminated"]) * soft_v
     q1, q2 = critics(batch["obs"], batch["actions"])
     loss = F.mse_loss(q1, y) + F.mse_loss(q2, y)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
-    return loss.item()
+    return next_log_pi
 
 
 def plot(rows: list[dict], title: str, out: str) -> None:
@@ -413,6 +457,10 @@ def main(args: argparse.Namespace) -> dict[str, float]:
     obs_dim, act_dim = env.observation_space.shape[0], low.shape[0]
     policy_cls = ImplicitPolicy if args.policy == "implicit" else GaussianPolicy
     policy = policy_cls(obs_dim, constraints.interval(low, high), args)
+    target_entropy = None
+    if args.autotune:
+        target_entropy = -act_dim if args.target_entropy is None else args.target_entropy
+    temperature = Temperature(args.alpha, target_entropy, args.lr)
     critics, targets = Critics(obs_dim, act_dim), Critics(obs_dim, act_dim)
     targets.load_state_dict(critics.state_dict())
     q_optimizer = torch.optim.Adam(critics.parameters(), lr=args.lr)
@@ -432,6 +480,8 @@ def main(args: argparse.Namespace) -> dict[str, float]:
         critics.load_state_dict(state["critics"])
         targets.load_state_dict(state["targets"])
         q_optimizer.load_state_dict(state["q_optimizer"])
+        temperature.load_state_dict(state["temperature"])
+        temperature.optimizer.load_state_dict(state["alpha_optimizer"])
         buffer.load_state_dict(state["buffer"])
         rng.bit_generator.state = state["numpy_rng"]
         torch.set_rng_state(state["torch_rng"])
@@ -446,6 +496,8 @@ def main(args: argparse.Namespace) -> dict[str, float]:
             "critics": critics.state_dict(),
             "targets": targets.state_dict(),
             "q_optimizer": q_optimizer.state_dict(),
+            "temperature": temperature.state_dict(),
+            "alpha_optimizer": temperature.optimizer.state_dict(),
             "buffer": buffer.state_dict(),
             "numpy_rng": rng.bit_generator.state,
             "torch_rng": torch.get_rng_state(),
@@ -486,8 +538,10 @@ def main(args: argparse.Namespace) -> dict[str, float]:
         if step >= args.learning_starts:
             u0 = time.perf_counter()
             batch = buffer.sample(args.batch_size, rng)
-            critic_step(batch, policy, critics, targets, q_optimizer, args)
+            policy.alpha = temperature.alpha
+            next_log_pi = critic_step(batch, policy, critics, targets, q_optimizer, args)
             info = policy.update(batch["obs"], critics)
+            temperature.update(next_log_pi)
             soft_update(targets, critics, args.tau)
             update_time += time.perf_counter() - u0
             updates += 1
@@ -507,11 +561,13 @@ def main(args: argparse.Namespace) -> dict[str, float]:
                 "train": float(np.mean(episode_returns[-10:])) if episode_returns else math.nan,
                 "eval_det": evaluate(policy, eval_env, args.eval_episodes, True),
                 "eval_stoch": evaluate(policy, eval_env, args.eval_episodes, False),
+                "alpha": temperature.alpha,
             }
             rows.append(row)
             tqdm.write(
                 f"step {done_steps}: train {row['train']:.1f}, eval zero-noise "
-                f"{row['eval_det']:.1f}, eval stochastic {row['eval_stoch']:.1f}"
+                f"{row['eval_det']:.1f}, eval stochastic {row['eval_stoch']:.1f}, "
+                f"alpha {row['alpha']:.3g}"
             )
         if ckpt and (done_steps % args.checkpoint_every == 0 or done_steps == args.total_steps):
             save(done_steps)
@@ -521,7 +577,9 @@ def main(args: argparse.Namespace) -> dict[str, float]:
     if args.csv:
         Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
         with open(args.csv, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=["step", "train", "eval_det", "eval_stoch"])
+            writer = csv.DictWriter(
+                f, fieldnames=["step", "train", "eval_det", "eval_stoch", "alpha"]
+            )
             writer.writeheader()
             writer.writerows(rows)
     if args.out and rows:
@@ -534,6 +592,7 @@ def main(args: argparse.Namespace) -> dict[str, float]:
         "steps_per_s": ran / wall if wall > 0 else math.nan,
         "updates_per_s": updates / update_time if update_time > 0 else math.nan,
         "collapse_warnings": float(collapse_warnings),
+        "alpha": temperature.alpha,
     }
 
 
@@ -549,7 +608,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--gamma", type=float, default=0.99, help="discount")
     p.add_argument("--tau", type=float, default=0.005, help="target-network Polyak rate")
     p.add_argument("--lr", type=float, default=3e-4, help="Adam rate: critics, actor, AR-DAE")
-    p.add_argument("--alpha", type=float, default=0.05, help="entropy temperature (fixed)")
+    p.add_argument("--alpha", type=float, default=0.05, help="entropy temperature (initial)")
+    p.add_argument("--autotune", action="store_true", help="learn alpha toward a target entropy")
+    p.add_argument(
+        "--target-entropy", type=float, default=None, help="with --autotune; default -dim(A)"
+    )
     p.add_argument("--noise-dim", type=int, default=10, help="implicit policy: noise size")
     p.add_argument(
         "--score-samples", type=int, default=32, help="implicit: draws per state per AR-DAE step"

@@ -235,6 +235,19 @@ def test_collapse_detector():
     assert not sac.spread_collapsed(0.5, 1e-2)
 
 
+@pytest.mark.parametrize("entropy, direction", [(2.0, -1), (-3.0, 1)])
+def test_temperature_moves_alpha_toward_the_target_entropy(entropy, direction):
+    lr = 1e-2
+    learned = sac.Temperature(0.05, target_entropy=-1.0, lr=lr)
+    fixed = sac.Temperature(0.05, target_entropy=None, lr=lr)
+    log_pi = torch.full((256,), -entropy)
+    for _ in range(5):
+        alpha = learned.update(log_pi)
+        assert fixed.update(log_pi) == pytest.approx(0.05)
+    # Adam's first steps move log alpha by lr each, against the sign of H - H_target
+    assert math.log(alpha / 0.05) == pytest.approx(direction * 5 * lr, rel=1e-3)
+
+
 def small_policy(tmp_path, *extra):
     args = tiny_args(tmp_path, *extra)
     pyro.clear_param_store()
@@ -287,6 +300,18 @@ def test_smoke_run_on_pendulum(policy, tmp_path):
     assert (tmp_path / "c.png").exists()
 
 
+@pytest.mark.parametrize("policy", sac.POLICIES)
+def test_autotuned_temperature_trains_and_is_logged(policy, tmp_path):
+    args = tiny_args(
+        tmp_path, "--policy", policy, "--total-steps", "150", "--eval-every", "150", "--autotune"
+    )
+    result = sac.main(args)
+    assert math.isfinite(result["alpha"]) and result["alpha"] != pytest.approx(0.05, rel=1e-4)
+    with open(tmp_path / "r.csv") as f:
+        (row,) = list(csv.DictReader(f))
+    assert float(row["alpha"]) == pytest.approx(result["alpha"])
+
+
 def test_collapse_warning_is_logged(tmp_path, capsys):
     args = tiny_args(
         tmp_path, "--total-steps", "120", "--eval-every", "120", "--collapse-threshold", "1e9"
@@ -299,9 +324,11 @@ def test_collapse_warning_is_logged(tmp_path, capsys):
 def test_checkpoint_resumes(tmp_path):
     ckpt = tmp_path / "run.pt"
     common = ["--checkpoint", str(ckpt), "--checkpoint-every", "100", "--eval-every", "100"]
+    common += ["--autotune"]
     sac.main(tiny_args(tmp_path, *common, "--total-steps", "200"))
     state = torch.load(ckpt, weights_only=False)
     assert state["step"] == 200 and len(state["buffer"]["obs"]) == 200
+    assert state["temperature"]["log_alpha"] != pytest.approx(math.log(0.05), abs=1e-6)
     policy, _ = small_policy(tmp_path)
     policy.restore(state["policy"])
     for k, v in policy.generator.state_dict().items():
@@ -317,6 +344,7 @@ def test_checkpoint_resumes(tmp_path):
         for k, v in resumed["policy"]["generator"].items()
     )
     assert changed  # it trained on from the loaded weights
+    assert resumed["alpha_optimizer"]["state"][0]["step"] == 160  # 100 + 60 updates
     with pytest.raises(ValueError, match="holds the implicit policy on Pendulum-v1"):
         sac.main(tiny_args(tmp_path, *common, "--policy", "gaussian", "--resume"))
 
@@ -330,6 +358,7 @@ def test_checkpoint_resumes(tmp_path):
         (["--gamma", "1.5"], "0 < --gamma <= 1"),
         (["--score-samples", "2"], "--score-samples >= 4"),
         (["--resume"], "--resume needs --checkpoint"),
+        (["--target-entropy", "-1"], "--target-entropy together with --autotune"),
     ],
 )
 def test_bad_input_is_refused_before_training(tmp_path, extra, match):
