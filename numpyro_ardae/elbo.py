@@ -12,7 +12,13 @@ from numpyro.distributions import constraints
 from numpyro.infer.elbo import ELBO
 from numpyro.infer.util import log_density
 
-from pyro_ardae._common import Site, check_elbo_options, check_model_guide, same_support
+from pyro_ardae._common import (
+    Site,
+    check_elbo_options,
+    check_model_guide,
+    group_draws,
+    same_support,
+)
 
 from .estimator import ScoreEstimator
 from .guide import Draw, ImplicitDistribution
@@ -49,12 +55,11 @@ def check_traces(model_trace, guide_trace) -> None:
 
 
 def _draws(guide_trace) -> dict[str, tuple[Draw, list[str]]]:
-    draws: dict[str, tuple[Draw, list[str]]] = {}
-    for name, site in guide_trace.items():
-        if site["type"] == "sample" and isinstance(site["fn"], ImplicitDistribution):
-            draw = site["fn"].draw
-            draws.setdefault(draw.guide, (draw, []))[1].append(name)
-    return draws
+    return group_draws(
+        (name, site["fn"].draw)
+        for name, site in guide_trace.items()
+        if site["type"] == "sample" and isinstance(site["fn"], ImplicitDistribution)
+    )
 
 
 class ARDAE_ELBO(ELBO):

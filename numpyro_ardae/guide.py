@@ -18,7 +18,7 @@ from numpyro.distributions.transforms import biject_to
 from numpyro.distributions.util import sum_rightmost
 from numpyro.primitives import mutable as numpyro_mutable
 
-from pyro_ardae._common import guide_sites
+from pyro_ardae._common import check_prefix, guide_sites
 
 from .estimator import ScoreEstimator
 from .score import Parameterization, ScoreSpec, score_spec
@@ -164,7 +164,8 @@ class ImplicitGuide:
         sites: the latent site names, or a mapping from name to support (default: real).
         context: ``(*args, **kwargs) -> Array`` giving the context, or ``None``.
         context_event_dim: trailing dims of the context that are features.
-        prefix: name prefix of the guide's parameters and score state.
+        prefix: name prefix of the guide's parameters and score state; give each of
+            several guides in one model its own.
         score_hidden: hidden widths of the guide's score network.
         score_parameterization: ``"vector"`` or ``"gradient"``.
         score_delta: sd of the score network's noise levels (whitened units).
@@ -182,6 +183,7 @@ class ImplicitGuide:
         score_parameterization: Parameterization = "vector",
         score_delta: float = 0.1,
     ) -> None:
+        check_prefix(prefix)
         self.supports = guide_sites(
             net, noise_dim, sites, context, constraints.Constraint, constraints.real
         )

@@ -5,7 +5,7 @@ reduced to plain site descriptions)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
@@ -282,3 +282,23 @@ def check_halves(n: int, dim: int) -> None:
             f"{2 * (dim + 3)} fresh samples (two halves of more than {dim + 2}), "
             f"got {n}"
         )
+
+
+def group_draws(sites: Iterable[tuple[str, Any]]) -> dict[str, tuple[Any, list[str]]]:
+    """Group implicit sites ``(site name, draw)`` by their guide's name, refusing two
+    distinct draws under one name: they would share (and corrupt) one score network."""
+    draws: dict[str, tuple[Any, list[str]]] = {}
+    for name, draw in sites:
+        first, names = draws.setdefault(draw.guide, (draw, []))
+        if first is not draw:
+            raise ValueError(
+                f"ARDAE_ELBO: two implicit guides are both named {draw.guide!r} (sites "
+                f"{names} and {name!r}); give each guide its own prefix"
+            )
+        names.append(name)
+    return draws
+
+
+def check_prefix(prefix: Any) -> None:
+    if not isinstance(prefix, str) or not prefix:
+        raise ValueError(f"ImplicitGuide: expected a non-empty str prefix, got {prefix!r}")

@@ -14,7 +14,7 @@ from pyro.util import check_site_shape, warn_if_nan
 from torch import Tensor, nn
 from torch.distributions import constraints
 
-from ._common import Site, check_elbo_options, check_model_guide, same_support
+from ._common import Site, check_elbo_options, check_model_guide, group_draws, same_support
 from .estimator import ScoreEstimator
 from .guide import Draw, ImplicitDistribution
 
@@ -47,12 +47,10 @@ def check_traces(model_trace, guide_trace) -> None:
     )
 
 
-def _draws(guide_trace) -> dict[int, tuple[Draw, list[str]]]:
-    draws: dict[int, tuple[Draw, list[str]]] = {}
-    for name, site in guide_trace.iter_stochastic_nodes():
-        draw = site["fn"].draw
-        draws.setdefault(id(draw), (draw, []))[1].append(name)
-    return draws
+def _draws(guide_trace) -> dict[str, tuple[Draw, list[str]]]:
+    return group_draws(
+        (name, site["fn"].draw) for name, site in guide_trace.iter_stochastic_nodes()
+    )
 
 
 class ARDAE_ELBO(ELBO):

@@ -14,7 +14,7 @@ from pyro.poutine.runtime import get_plates
 from torch import Tensor, nn
 from torch.distributions import biject_to
 
-from ._common import guide_sites
+from ._common import check_prefix, guide_sites
 from .score import Parameterization, ScoreSpec, score_spec
 
 NO_DENSITY = (
@@ -164,6 +164,11 @@ class ImplicitGuide(PyroModule):
             here (a feature network) is a submodule of the guide, so its parameters are
             trained with the generator's; the score network gets its output detached.
         context_event_dim: trailing dims of the context that are features (1 for vectors).
+        prefix: name of the guide in Pyro's param store (its parameters are
+            ``"{prefix}.net..."``) and in :attr:`~pyro_ardae.ARDAE_ELBO.estimators`; give
+            each of several guides in one process its own (a shared name would share
+            weights in the param store). When the guide is an attribute of a
+            :class:`~pyro.nn.PyroModule`, Pyro names it after the attribute instead.
         score_hidden: hidden widths of the guide's score network
             (:class:`~pyro_ardae.ScoreNet`, trained by :class:`~pyro_ardae.ARDAE_ELBO`).
         score_parameterization: ``"vector"`` or ``"gradient"`` (gives
@@ -187,11 +192,13 @@ class ImplicitGuide(PyroModule):
         sites: str | Sequence[str] | Mapping[str, constraints.Constraint] = "z",
         context: Callable[..., Tensor] | None = None,
         context_event_dim: int = 1,
+        prefix: str = "implicit",
         score_hidden: Sequence[int] = (128, 128, 128),
         score_parameterization: Parameterization = "vector",
         score_delta: float = 0.1,
     ) -> None:
-        super().__init__()
+        check_prefix(prefix)
+        super().__init__(name=prefix)
         self.supports = guide_sites(
             net, noise_dim, sites, context, constraints.Constraint, constraints.real
         )

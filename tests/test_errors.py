@@ -98,6 +98,34 @@ def test_bad_guide_arguments():
         AutoImplicitGuide(model, score_delta=0.0)
     with pytest.raises(ValueError, match="score_hidden"):
         ImplicitGuide(torch.nn.Linear(2, 2), noise_dim=2, score_hidden=(0,))
+    with pytest.raises(ValueError, match="non-empty str prefix"):
+        ImplicitGuide(torch.nn.Linear(2, 2), noise_dim=2, prefix="")
+
+
+@pytest.mark.parametrize("second", ["implicit", "b_guide"])
+def test_two_guides_need_two_names(second):
+    def two_sites():
+        pyro.sample("a", dist.Normal(0.0, 1.0))
+        pyro.sample("b", dist.Normal(0.0, 1.0))
+
+    pyro.clear_param_store()
+    first = ImplicitGuide(torch.nn.Linear(2, 1), noise_dim=2, sites="a", score_hidden=(8,))
+    other = ImplicitGuide(
+        torch.nn.Linear(2, 1), noise_dim=2, sites="b", score_hidden=(8,), prefix=second
+    )
+
+    def guide():
+        return {**first(), **other()}
+
+    elbo = ARDAE_ELBO(score_samples=16)
+    if second == "implicit":
+        with pytest.raises(ValueError, match="both named 'implicit'.*own prefix"):
+            svi_step(two_sites, guide, elbo)
+        return
+    svi_step(two_sites, guide, elbo)
+    assert sorted(elbo.estimators) == ["b_guide", "implicit"]
+    names = set(pyro.get_param_store())
+    assert {"implicit.net$$$weight", "b_guide.net$$$weight"} <= names
 
 
 def test_noise_dim_below_latent_dim():

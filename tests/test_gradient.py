@@ -85,7 +85,7 @@ def test_context_module_is_trained_with_the_generator():
     svi = SVI(model, guide, pyro.optim.Adam({"lr": 1e-2}), ARDAE_ELBO(score_samples=16))
     before = guide.context.linear.weight.detach().clone()
     svi.step(torch.randn(4, 2))
-    assert "context$$$linear.weight" in pyro.get_param_store()
+    assert "implicit.context$$$linear.weight" in pyro.get_param_store()
     assert not torch.equal(guide.context.linear.weight, before)
 
 

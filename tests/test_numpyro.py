@@ -202,6 +202,21 @@ def test_bad_inputs_match_pyro():
         AutoImplicitGuide(model, score_parameterization="scalar")
     with pytest.raises(ValueError, match="num_particles"):
         ARDAE_ELBO(num_particles=0)
+    with pytest.raises(ValueError, match="non-empty str prefix"):
+        ImplicitGuide(Affine(jnp.zeros(2), jnp.eye(2)), noise_dim=2, prefix="")
+
+    def two_sites():
+        numpyro.sample("a", dist.Normal(0.0, 1.0))
+        numpyro.sample("b", dist.Normal(0.0, 1.0))
+
+    first, other = (
+        ImplicitGuide(Affine(jnp.zeros(()), jnp.ones(2)), noise_dim=2, sites=s, score_hidden=(8,))
+        for s in "ab"
+    )
+    with pytest.raises(ValueError, match="both named 'implicit'.*own prefix"):
+        SVI(two_sites, lambda: {**first(), **other()}, optax.adam(1e-3), ARDAE_ELBO()).run(
+            KEY, 2, progress_bar=False
+        )
 
     def discrete():
         numpyro.sample("k", dist.Bernoulli(0.5))
