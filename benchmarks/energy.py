@@ -33,6 +33,7 @@ def main() -> dict:
     parser.add_argument("--quick", action="store_true", help="U1 only, 1000 steps")
     parser.add_argument("--steps", type=int, default=None, help="10000 (quick: 1000)")
     parser.add_argument("--particles", type=int, default=256)
+    parser.add_argument("--score-steps", type=int, default=2, help="AR-DAE steps per step")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="", help="figure path ('' for none)")
@@ -47,6 +48,8 @@ def main() -> dict:
             str(steps),
             "--particles",
             str(args.particles),
+            "--score-steps",
+            str(args.score_steps),
             "--seed",
             str(args.seed),
             "--threads",
@@ -66,6 +69,7 @@ def main() -> dict:
         "targets": targets,
         "steps": steps,
         "particles": args.particles,
+        "score_steps": args.score_steps,
         "metric": "energy distance to 5000 exact draws, coordinates / exact sd",
         **{k: round(v, 4) for k, v in out.items()},
         "ardae_wins": wins,
