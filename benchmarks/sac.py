@@ -10,7 +10,12 @@ Bar (the issue's): Pendulum-v1 within 20k steps, both at >= -250.
 
     python benchmarks/sac.py --quick                       # Pendulum-v1, 3000 steps, seed 0
     python benchmarks/sac.py                               # Pendulum-v1, 20k steps, seed 0
-    python benchmarks/sac.py --env HalfCheetah-v5 --steps 100000 --seeds 0 1 2
+    python benchmarks/sac.py --env HalfCheetah-v5 --steps 100000 --seeds 0 1 2 \
+        --checkpoint-dir outputs/sac_hc   # the same command again resumes every run
+
+With ``--checkpoint-dir`` each (policy, seed) run checkpoints every 5000 steps and resumes from
+its checkpoint, so a long comparison can be spread over several processes; a finished run
+is not repeated (its figures come from its checkpoint, its speed from the last segment run).
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ def main() -> dict:
     parser.add_argument("--autotune", action="store_true", help="learn alpha, both policies")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--out-dir", default="outputs/sac_benchmark", help="CSVs and curves")
+    parser.add_argument("--checkpoint-dir", default="", help="checkpoint and resume each run")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=False)
     args = parser.parse_args()
     steps = args.steps or (3000 if args.quick else 20_000)
@@ -62,6 +68,9 @@ def main() -> dict:
                 "--csv", f"{stem}.csv", "--out", f"{stem}.png",
                 "--progress" if args.progress else "--no-progress",
             ] + (["--autotune"] if args.autotune else [])  # fmt: skip
+            if args.checkpoint_dir:
+                ckpt = Path(args.checkpoint_dir) / f"{args.env}_{policy}_seed{seed}.pt"
+                cli += ["--checkpoint", str(ckpt), "--resume"]
             out = sac.main(sac.parser().parse_args(cli))
             runs[policy].append(out)
             print(json.dumps({"policy": policy, "seed": seed, **out}), flush=True)

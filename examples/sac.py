@@ -589,7 +589,7 @@ def main(args: argparse.Namespace) -> dict[str, float]:
     return {
         "eval_det_return": last["eval_det"],
         "eval_stoch_return": last["eval_stoch"],
-        "steps_per_s": ran / wall if wall > 0 else math.nan,
+        "steps_per_s": ran / wall if ran > 0 else math.nan,
         "updates_per_s": updates / update_time if update_time > 0 else math.nan,
         "collapse_warnings": float(collapse_warnings),
         "alpha": temperature.alpha,
