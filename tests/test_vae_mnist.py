@@ -46,6 +46,23 @@ def test_implicit_encoder_starts_as_the_gaussian_head():
     assert ((draws.std(0) / sd) - 1).abs().max() < 5 / (2 * n) ** 0.5
 
 
+def test_implicit_head_factorises_over_the_latent_coordinates():
+    """Coordinate i of z depends on noise i, 32 + i and 64 + i only, even with r active, so
+    q(z | x) is a product over coordinates (the AR-DAE's diagonal base sees all of it)."""
+    torch.manual_seed(0)
+    head = vae_mnist.ImplicitHead()
+    torch.nn.init.normal_(head.residual[-1].weight)  # r != 0
+    features = torch.randn(vae_mnist.HIDDEN)
+    jac = torch.autograd.functional.jacobian(
+        lambda noise: head(noise, features), torch.randn(vae_mnist.NOISE)
+    )  # (32, 96)
+    own = torch.zeros_like(jac, dtype=torch.bool)
+    for i in range(vae_mnist.LATENT):
+        own[i, i :: vae_mnist.LATENT] = True
+    assert (jac[~own] == 0).all()
+    assert (jac[own] != 0).float().mean() > 0.9  # r uses the extra noise too
+
+
 @pytest.mark.parametrize("encoder", ["implicit", "gaussian"])
 def test_checkpoint_reloads_and_reproduces_the_test_figure(encoder, tmp_path):
     args = vae_mnist.parser().parse_args(
