@@ -82,6 +82,8 @@ class AutoImplicitGuide(AutoGuide):
         score_hidden: Sequence[int] = (128, 128, 128),
         score_parameterization: Parameterization = "vector",
         score_delta: float = 0.1,
+        score_fourier_features: int = 0,
+        score_fourier_scale: float = 3.0,
     ) -> None:
         check_autoguide_args(noise_dim, init_scale)
         super().__init__(model, prefix=prefix, init_loc_fn=init_loc_fn)
@@ -90,7 +92,12 @@ class AutoImplicitGuide(AutoGuide):
         self._init_scale = init_scale
         self._activation = activation
         self.score_spec = score_spec(
-            "AutoImplicitGuide", score_hidden, score_parameterization, score_delta
+            "AutoImplicitGuide",
+            score_hidden,
+            score_parameterization,
+            score_delta,
+            score_fourier_features,
+            score_fourier_scale,
         )
 
     def _check_sites(self, *args, **kwargs) -> None:

@@ -118,9 +118,7 @@ class ARDAE_ELBO(ELBO):
         return ScoreEstimator(
             draw.unconstrained.shape[-1],
             0 if draw.context is None else draw.context.shape[-1],
-            hidden=draw.spec.hidden,
-            parameterization=draw.spec.parameterization,
-            delta=draw.spec.delta,
+            **draw.spec._asdict(),
             num_noise=self.num_noise,
             optimizer=optax.adam(self.score_lr),
         )

@@ -139,6 +139,8 @@ class ScoreEstimator:
         num_noise: noise draws :math:`(u, \sigma)` per sample in each step.
         activation: hidden activation.
         optimizer: an optax transformation; Adam with ``lr=1e-3`` by default.
+        fourier_features: random Fourier features of the whitened input (0 for none).
+        fourier_scale: sd of their frequencies, whitened units.
 
     Example:
         >>> est = ScoreEstimator(2, hidden=(32, 32))
@@ -162,6 +164,8 @@ class ScoreEstimator:
         num_noise: int = 1,
         activation: Callable[[Array], Array] = jax.nn.silu,
         optimizer: optax.GradientTransformation | None = None,
+        fourier_features: int = 0,
+        fourier_scale: float = 3.0,
     ) -> None:
         if not isinstance(num_noise, int) or num_noise < 1:
             raise ValueError(f"ScoreEstimator: expected num_noise >= 1, got {num_noise!r}")
@@ -174,6 +178,8 @@ class ScoreEstimator:
         self.delta = delta
         self.num_noise = num_noise
         self.activation = activation
+        self.fourier_features = fourier_features
+        self.fourier_scale = fourier_scale
         self.optimizer = optimizer or optax.adam(1e-3)
 
     def init(self, key: Array, dtype=jnp.float32) -> ScoreState:
@@ -184,6 +190,8 @@ class ScoreEstimator:
             self.parameterization,
             self.delta,
             self.activation,
+            self.fourier_features,
+            self.fourier_scale,
             key=key,
             dtype=dtype,
         )

@@ -116,13 +116,7 @@ def declare_score_state(draw: Draw) -> None:
     key = numpyro.prng_key()
     if key is None:
         return
-    est = ScoreEstimator(
-        d,
-        k,
-        hidden=draw.spec.hidden,
-        parameterization=draw.spec.parameterization,
-        delta=draw.spec.delta,
-    )
+    est = ScoreEstimator(d, k, **draw.spec._asdict())
     numpyro_mutable(draw.state, est.init(key, draw.unconstrained.dtype))
 
 
@@ -169,6 +163,9 @@ class ImplicitGuide:
         score_hidden: hidden widths of the guide's score network.
         score_parameterization: ``"vector"`` or ``"gradient"``.
         score_delta: sd of the score network's noise levels (whitened units).
+        score_fourier_features: random Fourier features of the score network's input (0 for
+            none), as in :class:`pyro_ardae.ImplicitGuide`.
+        score_fourier_scale: sd of their frequencies (whitened units).
     """
 
     def __init__(
@@ -182,6 +179,8 @@ class ImplicitGuide:
         score_hidden: Sequence[int] = (128, 128, 128),
         score_parameterization: Parameterization = "vector",
         score_delta: float = 0.1,
+        score_fourier_features: int = 0,
+        score_fourier_scale: float = 3.0,
     ) -> None:
         check_prefix(prefix)
         self.supports = guide_sites(
@@ -193,7 +192,12 @@ class ImplicitGuide:
         self.context_event_dim = context_event_dim
         self.prefix = prefix
         self.score_spec = score_spec(
-            "ImplicitGuide", score_hidden, score_parameterization, score_delta
+            "ImplicitGuide",
+            score_hidden,
+            score_parameterization,
+            score_delta,
+            score_fourier_features,
+            score_fourier_scale,
         )
 
     def _context(self, args, kwargs) -> Array | None:

@@ -64,6 +64,10 @@ class ScoreNet(eqx.Module):
       :math:`F = \frac{\|y\|^2}{2 (1 + \sigma^2)} + h(y, \sigma, c)` with scalar :math:`h`,
       so that :math:`-F(y, 0, c)` is :math:`\log q(y \mid c)` up to a constant.
 
+    ``fourier_features = m > 0`` adds :math:`\sin(B^\top y), \cos(B^\top y)` to the MLP's
+    inputs, :math:`B_{ij} \sim N(0, \text{fourier\_scale}^2)` drawn once and held fixed
+    (``stop_gradient``), as in :class:`pyro_ardae.ScoreNet`.
+
     Inputs are whitened, so the Gaussian term is the exact optimum for a standard normal
     :math:`q`; the last layer of :math:`h` starts at zero. Calls take one point ``y`` of
     shape ``(d,)``, ``sigma`` of shape ``()`` (``jax.vmap`` for batches).
@@ -71,6 +75,9 @@ class ScoreNet(eqx.Module):
     References:
         J. H. Lim, A. Courville, C. Pal, C.-W. Huang, "AR-DAE: Towards Unbiased Neural
         Entropy Gradient Estimation", ICML 2020, arXiv:2006.05164.
+
+        M. Tancik et al., "Fourier Features Let Networks Learn High Frequency Functions in
+        Low Dimensional Domains", NeurIPS 2020, arXiv:2006.10739.
 
     Example:
         >>> net = ScoreNet(3, hidden=(8,), key=jax.random.PRNGKey(0))
@@ -80,6 +87,7 @@ class ScoreNet(eqx.Module):
     """
 
     h: MLP
+    frequencies: Array | None
     dim: int = eqx.field(static=True)
     context_dim: int = eqx.field(static=True)
     parameterization: str = eqx.field(static=True)
@@ -93,20 +101,34 @@ class ScoreNet(eqx.Module):
         parameterization: Parameterization = "vector",
         delta: float = 0.1,
         activation: Callable[[Array], Array] = jax.nn.silu,
+        fourier_features: int = 0,
+        fourier_scale: float = 3.0,
         *,
         key: Array,
         dtype=None,
     ) -> None:
-        check_score_net_args(dim, context_dim, parameterization, delta)
+        check_score_net_args(
+            dim, context_dim, parameterization, delta, fourier_features, fourier_scale
+        )
+        self.frequencies = None
+        if fourier_features:
+            key, key_b = jax.random.split(key)
+            shape = (dim, fourier_features)
+            self.frequencies = fourier_scale * jax.random.normal(key_b, shape, dtype or float)
         out_dim = dim if parameterization == "vector" else 1
-        self.h = MLP(dim + 1 + context_dim, hidden, out_dim, activation, key=key, dtype=dtype)
+        in_dim = dim + 2 * fourier_features + 1 + context_dim
+        self.h = MLP(in_dim, hidden, out_dim, activation, key=key, dtype=dtype)
         self.dim = dim
         self.context_dim = context_dim
         self.parameterization = parameterization
         self.delta = float(delta)
 
     def _h(self, y: Array, sigma: Array, context: Array | None) -> Array:
-        parts = [y, jnp.reshape(sigma / self.delta, (1,)).astype(y.dtype)]
+        parts = [y]
+        if self.frequencies is not None:
+            phase = y @ jax.lax.stop_gradient(self.frequencies).astype(y.dtype)
+            parts += [jnp.sin(phase), jnp.cos(phase)]
+        parts.append(jnp.reshape(sigma / self.delta, (1,)).astype(y.dtype))
         if self.context_dim:
             if context is None:
                 raise ValueError(

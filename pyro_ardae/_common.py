@@ -20,9 +20,27 @@ class ScoreSpec(NamedTuple):
     hidden: tuple[int, ...] = (128, 128, 128)
     parameterization: Parameterization = "vector"
     delta: float = 0.1
+    fourier_features: int = 0
+    fourier_scale: float = 3.0
 
 
-def score_spec(owner: str, hidden: Sequence[int], parameterization: str, delta: float) -> ScoreSpec:
+def _check_fourier(owner: str, prefix: str, features: Any, scale: Any) -> None:
+    if isinstance(features, bool) or not isinstance(features, int) or features < 0:
+        raise ValueError(
+            f"{owner}: expected {prefix}fourier_features to be an int >= 0, got {features!r}"
+        )
+    if isinstance(scale, bool) or not isinstance(scale, int | float) or not scale > 0:
+        raise ValueError(f"{owner}: expected {prefix}fourier_scale > 0, got {scale!r}")
+
+
+def score_spec(
+    owner: str,
+    hidden: Sequence[int],
+    parameterization: str,
+    delta: float,
+    fourier_features: int = 0,
+    fourier_scale: float = 3.0,
+) -> ScoreSpec:
     """Validated :class:`ScoreSpec`; errors name ``owner``."""
     if parameterization not in PARAMETERIZATIONS:
         raise ValueError(
@@ -34,10 +52,18 @@ def score_spec(owner: str, hidden: Sequence[int], parameterization: str, delta: 
         raise ValueError(f"{owner}: expected score_hidden to be positive ints, got {hidden!r}")
     if not (isinstance(delta, int | float) and delta > 0):
         raise ValueError(f"{owner}: expected score_delta > 0, got {delta!r}")
-    return ScoreSpec(hidden, parameterization, float(delta))
+    _check_fourier(owner, "score_", fourier_features, fourier_scale)
+    return ScoreSpec(hidden, parameterization, float(delta), fourier_features, float(fourier_scale))
 
 
-def check_score_net_args(dim: Any, context_dim: Any, parameterization: Any, delta: Any) -> None:
+def check_score_net_args(
+    dim: Any,
+    context_dim: Any,
+    parameterization: Any,
+    delta: Any,
+    fourier_features: Any = 0,
+    fourier_scale: Any = 3.0,
+) -> None:
     """``ScoreNet``'s arguments."""
     if not isinstance(dim, int) or dim < 1:
         raise ValueError(f"ScoreNet: expected dim to be a positive int, got {dim!r}")
@@ -49,6 +75,7 @@ def check_score_net_args(dim: Any, context_dim: Any, parameterization: Any, delt
         )
     if not delta > 0:
         raise ValueError(f"ScoreNet: expected delta > 0, got {delta!r}")
+    _check_fourier("ScoreNet", "", fourier_features, fourier_scale)
 
 
 def check_samples(

@@ -71,6 +71,9 @@ class AutoImplicitGuide(AutoContinuous):
         score_parameterization: ``"vector"`` or ``"gradient"``, as in
             :class:`~pyro_ardae.ImplicitGuide`.
         score_delta: sd of the score network's noise levels (whitened units).
+        score_fourier_features: random Fourier features of the score network's input (0 for
+            none), and ``score_fourier_scale`` the sd of their frequencies, as in
+            :class:`~pyro_ardae.ImplicitGuide`.
 
     Example:
         >>> import pyro, pyro.distributions as dist
@@ -93,6 +96,8 @@ class AutoImplicitGuide(AutoContinuous):
         score_hidden: Sequence[int] = (128, 128, 128),
         score_parameterization: Parameterization = "vector",
         score_delta: float = 0.1,
+        score_fourier_features: int = 0,
+        score_fourier_scale: float = 3.0,
     ) -> None:
         check_autoguide_args(noise_dim, init_scale)
         super().__init__(model, init_loc_fn=init_loc_fn)
@@ -101,7 +106,12 @@ class AutoImplicitGuide(AutoContinuous):
         self._init_scale = init_scale
         self._activation = activation
         self.score_spec = score_spec(
-            "AutoImplicitGuide", score_hidden, score_parameterization, score_delta
+            "AutoImplicitGuide",
+            score_hidden,
+            score_parameterization,
+            score_delta,
+            score_fourier_features,
+            score_fourier_scale,
         )
 
     def _check_sites(self, *args, **kwargs) -> None:

@@ -218,9 +218,7 @@ class ARDAE_ELBO(ELBO):
             est = ScoreEstimator(
                 u.shape[-1],
                 0 if c is None else c.shape[-1],
-                hidden=draw.spec.hidden,
-                parameterization=draw.spec.parameterization,
-                delta=draw.spec.delta,
+                **draw.spec._asdict(),
                 num_noise=self.num_noise,
                 optimizer=self.score_optimizer,
             ).to(u)

@@ -165,6 +165,8 @@ class ScoreEstimator(nn.Module):
         delta: :math:`\sigma \sim N(0, \delta^2)` in whitened units.
         num_noise: noise draws :math:`(u, \sigma)` per sample in each step.
         activation: hidden activation of the :class:`ScoreNet`.
+        fourier_features: random Fourier features of the whitened input (0 for none).
+        fourier_scale: sd of their frequencies, whitened units.
         optimizer: ``params -> torch.optim.Optimizer``; Adam with ``lr=1e-3`` by default.
 
     Example:
@@ -187,11 +189,22 @@ class ScoreEstimator(nn.Module):
         num_noise: int = 1,
         activation: type[nn.Module] = nn.SiLU,
         optimizer: OptimizerFn | None = None,
+        fourier_features: int = 0,
+        fourier_scale: float = 3.0,
     ) -> None:
         super().__init__()
         if not isinstance(num_noise, int) or num_noise < 1:
             raise ValueError(f"ScoreEstimator: expected num_noise >= 1, got {num_noise!r}")
-        self.net = ScoreNet(dim, context_dim, hidden, parameterization, delta, activation)
+        self.net = ScoreNet(
+            dim,
+            context_dim,
+            hidden,
+            parameterization,
+            delta,
+            activation,
+            fourier_features,
+            fourier_scale,
+        )
         self.num_noise = num_noise
         self.stats: Standardization | None = None
         optimizer = optimizer or (lambda params: torch.optim.Adam(params, lr=1e-3))

@@ -175,6 +175,10 @@ class ImplicitGuide(PyroModule):
             :meth:`~pyro_ardae.ScoreEstimator.log_prob` up to a constant, at the cost of
             double backpropagation).
         score_delta: sd of the score network's noise levels :math:`\sigma` (whitened units).
+        score_fourier_features: random Fourier features of the score network's input, 0
+            for none; they help it learn a :math:`q` on thin curved sets
+            (:class:`~pyro_ardae.ScoreNet`).
+        score_fourier_scale: sd of their frequencies (whitened units).
 
     Example:
         >>> import pyro.distributions as dist
@@ -196,6 +200,8 @@ class ImplicitGuide(PyroModule):
         score_hidden: Sequence[int] = (128, 128, 128),
         score_parameterization: Parameterization = "vector",
         score_delta: float = 0.1,
+        score_fourier_features: int = 0,
+        score_fourier_scale: float = 3.0,
     ) -> None:
         check_prefix(prefix)
         super().__init__(name=prefix)
@@ -207,7 +213,12 @@ class ImplicitGuide(PyroModule):
         self.context = context
         self.context_event_dim = context_event_dim
         self.score_spec = score_spec(
-            "ImplicitGuide", score_hidden, score_parameterization, score_delta
+            "ImplicitGuide",
+            score_hidden,
+            score_parameterization,
+            score_delta,
+            score_fourier_features,
+            score_fourier_scale,
         )
 
     def _context(self, args, kwargs) -> Tensor | None:

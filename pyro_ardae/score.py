@@ -44,6 +44,13 @@ class ScoreNet(nn.Module):
       :math:`F = \frac{\|y\|^2}{2 (1 + \sigma^2)} + h(y, \sigma, c)` and scalar :math:`h`,
       so that :math:`-F(y, 0, c)` is :math:`\log q(y \mid c)` up to a constant.
 
+    With ``fourier_features = m > 0`` the MLP also sees :math:`\sin(B^\top y)` and
+    :math:`\cos(B^\top y)` for a fixed random :math:`B \in \mathbb{R}^{d \times m}`,
+    :math:`B_{ij} \sim N(0, \text{fourier\_scale}^2)` (Tancik et al., 2020). Plain MLPs learn
+    high spatial frequencies slowly; a :math:`q` concentrated on a thin curved set (the 2-D
+    energy targets) has a score that changes sign across it, and an under-fitted score there
+    under-reports the entropy gradient across the set, so the sampler thins further.
+
     The inputs ``y`` are meant to be standardised (zero mean, unit variance under
     :math:`q`), see :class:`~pyro_ardae.estimator.ScoreEstimator`. The fixed Gaussian
     term is then the exact optimum :math:`f^*(y; \sigma)` for a standard normal
@@ -58,10 +65,15 @@ class ScoreNet(nn.Module):
         delta: scale of the training noise levels; ``sigma`` is fed as ``sigma / delta``.
         activation: hidden activation; smooth by default since ``"gradient"`` needs
             second derivatives.
+        fourier_features: number :math:`m` of random Fourier features of ``y``, 0 for none.
+        fourier_scale: sd of their frequencies (whitened units: 1 is the scale of :math:`q`).
 
     References:
         J. H. Lim, A. Courville, C. Pal, C.-W. Huang, "AR-DAE: Towards Unbiased Neural
         Entropy Gradient Estimation", ICML 2020, arXiv:2006.05164.
+
+        M. Tancik et al., "Fourier Features Let Networks Learn High Frequency Functions in
+        Low Dimensional Domains", NeurIPS 2020, arXiv:2006.10739.
 
     Example:
         >>> net = ScoreNet(3, hidden=(32, 32))
@@ -80,18 +92,30 @@ class ScoreNet(nn.Module):
         parameterization: Parameterization = "vector",
         delta: float = 0.1,
         activation: type[nn.Module] = nn.SiLU,
+        fourier_features: int = 0,
+        fourier_scale: float = 3.0,
     ) -> None:
         super().__init__()
-        check_score_net_args(dim, context_dim, parameterization, delta)
+        check_score_net_args(
+            dim, context_dim, parameterization, delta, fourier_features, fourier_scale
+        )
         self.dim = dim
         self.context_dim = context_dim
         self.parameterization = parameterization
         self.delta = float(delta)
+        frequencies = None
+        if fourier_features:  # a fixed random map: a buffer, saved and moved, never trained
+            frequencies = fourier_scale * torch.randn(dim, fourier_features)
+        self.register_buffer("frequencies", frequencies)
         out_dim = dim if parameterization == "vector" else 1
-        self.h = mlp(dim + 1 + context_dim, hidden, out_dim, activation)
+        self.h = mlp(dim + 2 * fourier_features + 1 + context_dim, hidden, out_dim, activation)
 
     def _h(self, y: Tensor, sigma: Tensor, context: Tensor | None) -> Tensor:
-        parts = [y, sigma.expand(y.shape[:-1] + (1,)) / self.delta]
+        parts = [y]
+        if self.frequencies is not None:
+            phase = y @ self.frequencies
+            parts += [phase.sin(), phase.cos()]
+        parts.append(sigma.expand(y.shape[:-1] + (1,)) / self.delta)
         if self.context_dim:
             if context is None:
                 raise ValueError(

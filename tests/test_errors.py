@@ -98,6 +98,10 @@ def test_bad_guide_arguments():
         AutoImplicitGuide(model, score_delta=0.0)
     with pytest.raises(ValueError, match="score_hidden"):
         ImplicitGuide(torch.nn.Linear(2, 2), noise_dim=2, score_hidden=(0,))
+    with pytest.raises(ValueError, match="score_fourier_features to be an int >= 0, got -1"):
+        AutoImplicitGuide(model, score_fourier_features=-1)
+    with pytest.raises(ValueError, match="score_fourier_scale > 0, got 0"):
+        ImplicitGuide(torch.nn.Linear(2, 2), noise_dim=2, score_fourier_scale=0)
     with pytest.raises(ValueError, match="non-empty str prefix"):
         ImplicitGuide(torch.nn.Linear(2, 2), noise_dim=2, prefix="")
 

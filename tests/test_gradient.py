@@ -60,6 +60,26 @@ def test_score_net_is_outside_the_param_store():
     assert any(not torch.equal(a, b) for a, b in zip(before, est.parameters(), strict=True))
 
 
+def test_guide_fourier_features_reach_the_score_net_and_stay_fixed():
+    def flat():
+        pyro.sample("z", dist.ImproperUniform(constraints.real, (), (2,)))
+
+    pyro.set_rng_seed(0)
+    guide = ImplicitGuide(
+        Affine(), noise_dim=2, sites="z", score_hidden=(8,), score_fourier_features=3
+    )
+    elbo = ARDAE_ELBO(score_samples=16)
+    svi = SVI(flat, guide, pyro.optim.Adam({"lr": 1e-3}), elbo)
+    svi.step()
+    net = elbo.estimators[guide._pyro_name].net
+    frequencies, weight = net.frequencies.clone(), net.h[0].weight.detach().clone()
+    assert frequencies.shape == (2, 3) and weight.shape == (8, 2 + 2 * 3 + 1)
+    for _ in range(5):
+        svi.step()
+    assert torch.equal(net.frequencies, frequencies)
+    assert not torch.equal(net.h[0].weight, weight)
+
+
 def test_context_module_is_trained_with_the_generator():
     class Features(torch.nn.Module):
         def __init__(self):

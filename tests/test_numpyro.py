@@ -178,6 +178,22 @@ def test_float64():
         assert result.state.mutable_state["auto$score"].net.h.layers[0].weight.dtype == jnp.float64
 
 
+def test_fourier_features_reach_the_score_net_and_stay_fixed():
+    guide = AutoImplicitGuide(
+        conjugate_normal, hidden=(8,), score_hidden=(8,), score_fourier_features=4
+    )
+    svi = SVI(conjugate_normal, guide, optax.adam(1e-2), ARDAE_ELBO(num_particles=4))
+    state = svi.init(KEY, X)
+    start = state.mutable_state["auto$score"].net
+    for _ in range(5):
+        state, _ = svi.update(state, X)
+    end = state.mutable_state["auto$score"].net
+    assert end.frequencies.shape == (1, 4)
+    assert end.h.layers[0].weight.shape == (8, 1 + 2 * 4 + 1)
+    assert jnp.array_equal(start.frequencies, end.frequencies)
+    assert not jnp.array_equal(start.h.layers[0].weight, end.h.layers[0].weight)
+
+
 def test_trace_elbo_refuses_implicit_guide():
     guide = AutoImplicitGuide(conjugate_normal, hidden=(8,))
     svi = SVI(conjugate_normal, guide, optax.adam(1e-3), Trace_ELBO())
@@ -200,6 +216,8 @@ def test_bad_inputs_match_pyro():
         run(ImplicitGuide(Affine(jnp.zeros(2), jnp.eye(2)), noise_dim=2, sites="w"))
     with pytest.raises(ValueError, match="score_parameterization"):
         AutoImplicitGuide(model, score_parameterization="scalar")
+    with pytest.raises(ValueError, match="score_fourier_features to be an int >= 0, got -1"):
+        AutoImplicitGuide(model, score_fourier_features=-1)
     with pytest.raises(ValueError, match="num_particles"):
         ARDAE_ELBO(num_particles=0)
     with pytest.raises(ValueError, match="non-empty str prefix"):

@@ -70,6 +70,43 @@ def test_score_of_1d_mixture():
     assert err < 0.35
 
 
+def band(n):
+    """z1 ~ N(0, 2^2), z2 | z1 ~ N(sin z1, 0.3^2): a curved band, and its exact score."""
+    z1 = 2 * torch.randn(n)
+    return torch.stack([z1, torch.sin(z1) + 0.3 * torch.randn(n)], -1)
+
+
+def band_score(z):
+    r = (z[:, 1] - torch.sin(z[:, 0])) / 0.09
+    return torch.stack([-z[:, 0] / 4 + r * torch.cos(z[:, 0]), -r], -1)
+
+
+@pytest.mark.parametrize("parameterization", ["vector", "gradient"])
+def test_fourier_features_start_gaussian_and_stay_fixed(parameterization):
+    torch.manual_seed(0)
+    net = ScoreNet(3, hidden=(8,), parameterization=parameterization, fourier_features=5)
+    y, sigma = torch.randn(10, 3), torch.full((10, 1), 0.5)
+    assert torch.allclose(net(y, sigma), -y / 1.25, atol=1e-6)
+    assert net.frequencies.shape == (3, 5)
+    assert "frequencies" in net.state_dict()
+    assert all(p is not net.frequencies for p in net.parameters())
+
+
+def test_fourier_features_learn_a_curved_band_faster():
+    # Same seed, steps and widths; the band's score flips sign across a 0.3-wide sine.
+    errors = {}
+    for features in (0, 32):
+        torch.manual_seed(0)
+        est = ScoreEstimator(2, hidden=(64, 64), fourier_features=features)
+        est.fit(band(50_000), num_steps=1000, batch_size=256)
+        z = band(2000)
+        exact = band_score(z)
+        errors[features] = (est.score(z) - exact).norm(dim=-1).mean() / exact.norm(dim=-1).mean()
+    # measured: 0.63 -> 0.42 (seeds 1, 2: 0.64 -> 0.40, 0.67 -> 0.42)
+    assert errors[32] < 0.5
+    assert errors[32] < 0.8 * errors[0]
+
+
 def test_log_prob_up_to_constant():
     torch.manual_seed(0)
     z, loc, prec = correlated_gaussian(50_000)
@@ -108,6 +145,9 @@ def test_score_gradient_is_stopped():
         ({"dim": 2, "parameterization": "scalar"}, "parameterization"),
         ({"dim": 2, "delta": 0.0}, "delta"),
         ({"dim": 2, "context_dim": -1}, "context_dim"),
+        ({"dim": 2, "fourier_features": -1}, "fourier_features"),
+        ({"dim": 2, "fourier_features": 2.0}, "fourier_features"),
+        ({"dim": 2, "fourier_features": 4, "fourier_scale": 0.0}, "fourier_scale"),
     ],
 )
 def test_score_net_bad_input(kwargs, match):
