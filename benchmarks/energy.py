@@ -34,6 +34,7 @@ def main() -> dict:
     parser.add_argument("--steps", type=int, default=None, help="10000 (quick: 1000)")
     parser.add_argument("--particles", type=int, default=256)
     parser.add_argument("--score-steps", type=int, default=2, help="AR-DAE steps per step")
+    parser.add_argument("--fourier-features", type=int, default=64, help="score net's (0: none)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="", help="figure path ('' for none)")
@@ -50,6 +51,8 @@ def main() -> dict:
             str(args.particles),
             "--score-steps",
             str(args.score_steps),
+            "--fourier-features",
+            str(args.fourier_features),
             "--seed",
             str(args.seed),
             "--threads",
@@ -70,6 +73,7 @@ def main() -> dict:
         "steps": steps,
         "particles": args.particles,
         "score_steps": args.score_steps,
+        "fourier_features": args.fourier_features,
         "metric": "energy distance to 5000 exact draws, coordinates / exact sd",
         **{k: round(v, 4) for k, v in out.items()},
         "ardae_wins": wins,
