@@ -7,10 +7,13 @@ same steps, particles, optimiser and annealing. Metric: energy distance (U-stati
 coordinates divided by the exact draws' sd) between 5000 draws of each sampler and 5000 exact
 draws (fine-grid inverse CDF, tested in tests/test_energy_fitting.py).
 ``ardae_wins`` = number of targets where the implicit sampler is closer than the flow
-(bar: >= 3 in the full run).
+(bar: >= 3 in the full run). With several ``--seeds`` every fit is repeated per seed, the
+distances are averaged over seeds (the per-seed values are kept) and the wins are counted on
+the means; ``ardae_wins_per_seed`` counts them seed by seed.
 
-    python benchmarks/energy.py --quick     # one target, 1000 steps
-    python benchmarks/energy.py             # U1-U4, 10000 steps
+    python benchmarks/energy.py --quick                # one target, 1000 steps
+    python benchmarks/energy.py                        # U1-U4, 10000 steps
+    python benchmarks/energy.py --seeds 0 1 2          # the same, three seeds
 """
 
 from __future__ import annotations
@@ -35,38 +38,48 @@ def main() -> dict:
     parser.add_argument("--particles", type=int, default=256)
     parser.add_argument("--score-steps", type=int, default=2, help="AR-DAE steps per step")
     parser.add_argument("--fourier-features", type=int, default=64, help="score net's (0: none)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="", help="figure path ('' for none)")
     args = parser.parse_args()
     steps = args.steps or (1000 if args.quick else 10_000)
     targets = "U1" if args.quick else "U1,U2,U3,U4"
-    ex_args = energy_fitting.parser().parse_args(
-        [
-            "--targets",
-            targets,
-            "--steps",
-            str(steps),
-            "--particles",
-            str(args.particles),
-            "--score-steps",
-            str(args.score_steps),
-            "--fourier-features",
-            str(args.fourier_features),
-            "--seed",
-            str(args.seed),
-            "--threads",
-            str(args.threads),
-            "--num-samples",
-            "5000",
-            "--no-progress",
-            "--out",
-            args.out,
-        ]
-    )
+
+    def example_args(seed: int, out: str) -> argparse.Namespace:
+        return energy_fitting.parser().parse_args(
+            [
+                "--targets",
+                targets,
+                "--steps",
+                str(steps),
+                "--particles",
+                str(args.particles),
+                "--score-steps",
+                str(args.score_steps),
+                "--fourier-features",
+                str(args.fourier_features),
+                "--seed",
+                str(seed),
+                "--threads",
+                str(args.threads),
+                "--num-samples",
+                "5000",
+                "--no-progress",
+                "--out",
+                out,
+            ]
+        )
+
     start = time.perf_counter()
-    out = energy_fitting.main(ex_args)
-    wins = sum(out[f"{t}_implicit_edist"] < out[f"{t}_iaf_edist"] for t in targets.split(","))
+    runs = [  # the figure shows the first seed's fits
+        energy_fitting.main(example_args(seed, args.out if i == 0 else ""))
+        for i, seed in enumerate(args.seeds)
+    ]
+    out = {k: sum(run[k] for run in runs) / len(runs) for k in runs[0]}
+
+    def wins(run: dict, method: str) -> int:
+        return sum(run[f"{t}_{method}_edist"] < run[f"{t}_iaf_edist"] for t in targets.split(","))
+
     result = {
         "benchmark": "energy",
         "targets": targets,
@@ -75,11 +88,16 @@ def main() -> dict:
         "score_steps": args.score_steps,
         "fourier_features": args.fourier_features,
         "metric": "energy distance to 5000 exact draws, coordinates / exact sd",
+        "seeds": args.seeds,
         **{k: round(v, 4) for k, v in out.items()},
-        "ardae_wins": wins,
-        "hierarchical_wins": sum(
-            out[f"{t}_hierarchical_edist"] < out[f"{t}_iaf_edist"] for t in targets.split(",")
-        ),
+        **{
+            f"{k}_per_seed": [round(run[k], 4) for run in runs]
+            for k in out
+            if k.endswith("_edist") and len(runs) > 1
+        },
+        "ardae_wins": wins(out, "implicit"),
+        "hierarchical_wins": wins(out, "hierarchical"),
+        "ardae_wins_per_seed": [wins(run, "implicit") for run in runs],
         "wins_bar": 3,
         "wall_seconds": round(time.perf_counter() - start, 1),
         "torch_threads": torch.get_num_threads(),
