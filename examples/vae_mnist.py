@@ -41,6 +41,7 @@ from pyro_ardae import ARDAE_ELBO, ImplicitGuide, importance_log_likelihood
 LATENT, HIDDEN = 32, 300
 NOISE_PER_COORDINATE = 3
 NOISE = NOISE_PER_COORDINATE * LATENT
+EMBED = 8  # width of the implicit head's per-coordinate embedding of h(x)
 ENCODERS = ("implicit", "gaussian")
 
 
@@ -131,9 +132,9 @@ class ImplicitHead(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.gaussian = GaussianHead()
-        self.embed = nn.Linear(HIDDEN, LATENT * 8)
+        self.embed = nn.Linear(HIDDEN, LATENT * EMBED)
         self.residual = nn.Sequential(
-            nn.Linear(NOISE_PER_COORDINATE + 8, 64),
+            nn.Linear(NOISE_PER_COORDINATE + EMBED, 64),
             nn.Softplus(),
             nn.Linear(64, 64),
             nn.Softplus(),
@@ -146,8 +147,8 @@ class ImplicitHead(nn.Module):
         loc, scale = self.gaussian(features)
         per_coordinate = noise.reshape(noise.shape[:-1] + (NOISE_PER_COORDINATE, LATENT))
         per_coordinate = per_coordinate.transpose(-1, -2)  # (..., LATENT, 3), eps_i first
-        embedding = self.embed(features).reshape(features.shape[:-1] + (LATENT, 8))
-        embedding = embedding.expand(per_coordinate.shape[:-1] + (8,))
+        embedding = self.embed(features).reshape(features.shape[:-1] + (LATENT, EMBED))
+        embedding = embedding.expand(per_coordinate.shape[:-1] + (EMBED,))
         r = self.residual(torch.cat([per_coordinate, embedding], -1)).squeeze(-1)
         return loc + scale * (per_coordinate[..., 0] + r)
 
