@@ -14,14 +14,17 @@ the means; ``ardae_wins_per_seed`` counts them seed by seed.
     python benchmarks/energy.py --quick                # one target, 1000 steps
     python benchmarks/energy.py                        # U1-U4, 10000 steps
     python benchmarks/energy.py --seeds 0 1 2          # the same, three seeds
+    python benchmarks/energy.py --seeds 0 1 2 --workers 2 --threads 1  # two seeds at a time
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
@@ -39,9 +42,13 @@ def main() -> dict:
     parser.add_argument("--score-steps", type=int, default=2, help="AR-DAE steps per step")
     parser.add_argument("--fourier-features", type=int, default=64, help="score net's (0: none)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads per process")
+    parser.add_argument("--workers", type=int, default=1, help="processes, seeds split among them")
     parser.add_argument("--out", default="", help="figure path ('' for none)")
     args = parser.parse_args()
+    if args.workers < 1:
+        parser.error(f"--workers: expected a positive integer, got {args.workers}")
+    torch.set_num_threads(args.threads)
     steps = args.steps or (1000 if args.quick else 10_000)
     targets = "U1" if args.quick else "U1,U2,U3,U4"
 
@@ -71,10 +78,14 @@ def main() -> dict:
         )
 
     start = time.perf_counter()
-    runs = [  # the figure shows the first seed's fits
-        energy_fitting.main(example_args(seed, args.out if i == 0 else ""))
-        for i, seed in enumerate(args.seeds)
-    ]
+    # the figure shows the first seed's fits; each worker process runs whole seeds
+    jobs = [example_args(seed, args.out if i == 0 else "") for i, seed in enumerate(args.seeds)]
+    if args.workers > 1:
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(args.workers, mp_context=spawn) as pool:
+            runs = list(pool.map(energy_fitting.main, jobs))
+    else:
+        runs = [energy_fitting.main(job) for job in jobs]
     out = {k: sum(run[k] for run in runs) / len(runs) for k in runs[0]}
 
     def wins(run: dict, method: str) -> int:
@@ -100,7 +111,8 @@ def main() -> dict:
         "ardae_wins_per_seed": [wins(run, "implicit") for run in runs],
         "wins_bar": 3,
         "wall_seconds": round(time.perf_counter() - start, 1),
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": args.threads,
+        "workers": args.workers,
         **provenance(),
     }
     print(json.dumps(result))

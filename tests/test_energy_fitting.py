@@ -48,3 +48,9 @@ def test_exact_sampler_matches_the_density_of_u2():
     # grid cells of 0.013 add about 0.1% to the sd; the Monte Carlo SE is 0.003
     assert abs(r.mean().item()) < 0.015
     assert abs(r.std().item() - 1) < 0.015
+
+
+def test_unknown_target_is_refused_before_fitting():
+    args = ef.parser().parse_args(["--targets", "U1,U9", "--steps", "1", "--out", ""])
+    with pytest.raises(ValueError, match=r"--targets: expected names in .*'U9'"):
+        ef.main(args)
