@@ -38,7 +38,7 @@ def main() -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="U1 only, 1000 steps")
     parser.add_argument("--steps", type=int, default=None, help="10000 (quick: 1000)")
-    parser.add_argument("--particles", type=int, default=256)
+    parser.add_argument("--particles", type=int, default=512, help="draws per step, all methods")
     parser.add_argument("--score-steps", type=int, default=2, help="AR-DAE steps per step")
     parser.add_argument("--fourier-features", type=int, default=64, help="score net's (0: none)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])

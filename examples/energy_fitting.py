@@ -253,7 +253,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", default="implicit,hierarchical,iaf", help="samplers to fit")
     p.add_argument("--steps", type=int, default=5000, help="SVI steps per fit")
     p.add_argument("--anneal", type=float, default=0.4, help="fraction of steps annealing beta")
-    p.add_argument("--particles", type=int, default=256, help="draws of q per step (batch)")
+    p.add_argument("--particles", type=int, default=512, help="draws of q per step (batch)")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--score-steps", type=int, default=2, help="AR-DAE steps per generator step")
     p.add_argument(
