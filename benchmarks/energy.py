@@ -1,15 +1,16 @@
 """Energy fitting (the paper's Fig. 4): each sampler's distance to exact draws of U1-U4.
 
-Runs ``examples/energy_fitting.py``'s fits side by side in one process: the implicit sampler
-(AutoImplicitGuide + ARDAE_ELBO), the hierarchical implicit sampler (ImplicitGuide + ARDAE_ELBO)
-and the flow baseline (AutoIAFNormal(hidden_dim=[256, 256], num_transforms=4) + Trace_ELBO),
-same steps, particles, optimiser and annealing. Metric: energy distance (U-statistic,
+Runs ``examples/energy_fitting.py``'s fits side by side, in one process per seed: the implicit
+sampler (AutoImplicitGuide + ARDAE_ELBO), the hierarchical implicit sampler (ImplicitGuide +
+ARDAE_ELBO) and the flow baseline (AutoIAFNormal(hidden_dim=[256, 256], num_transforms=4) +
+Trace_ELBO), same steps, particles, optimiser and annealing. Metric: energy distance (U-statistic,
 coordinates divided by the exact draws' sd) between 5000 draws of each sampler and 5000 exact
 draws (fine-grid inverse CDF, tested in tests/test_energy_fitting.py).
 ``ardae_wins`` = number of targets where the implicit sampler is closer than the flow
 (bar: >= 3 in the full run). With several ``--seeds`` every fit is repeated per seed, the
 distances are averaged over seeds (the per-seed values are kept) and the wins are counted on
-the means; ``ardae_wins_per_seed`` counts them seed by seed.
+the means; ``ardae_wins_per_seed`` counts them seed by seed. ``--out`` names the first seed's
+figure; the others are saved beside it as ``<name>_seed<N>.png``.
 
     python benchmarks/energy.py --quick                # one target, 1000 steps
     python benchmarks/energy.py                        # U1-U4, 10000 steps
@@ -44,7 +45,7 @@ def main() -> dict:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--threads", type=int, default=2, help="torch threads per process")
     parser.add_argument("--workers", type=int, default=1, help="processes, seeds split among them")
-    parser.add_argument("--out", default="", help="figure path ('' for none)")
+    parser.add_argument("--out", default="", help="figure path ('' for none), per seed")
     args = parser.parse_args()
     if args.workers < 1:
         parser.error(f"--workers: expected a positive integer, got {args.workers}")
@@ -78,8 +79,15 @@ def main() -> dict:
         )
 
     start = time.perf_counter()
-    # the figure shows the first seed's fits; each worker process runs whole seeds
-    jobs = [example_args(seed, args.out if i == 0 else "") for i, seed in enumerate(args.seeds)]
+
+    def figure(i: int, seed: int) -> str:  # --out for the first seed, then _seed<N> beside it
+        if not args.out or i == 0:
+            return args.out
+        path = Path(args.out)
+        return str(path.with_name(f"{path.stem}_seed{seed}{path.suffix}"))
+
+    # each worker process runs whole seeds
+    jobs = [example_args(seed, figure(i, seed)) for i, seed in enumerate(args.seeds)]
     if args.workers > 1:
         spawn = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(args.workers, mp_context=spawn) as pool:

@@ -13,8 +13,11 @@ part of training (the cross-entropy term is annealed, the entropy term is not). 
 The implicit samplers take two AR-DAE steps per generator step (``--score-steps``), as the
 paper did for this experiment, and their score networks see 64 random Fourier features of
 their input (``--fourier-features``): the targets are thin curved bands whose score a plain
-MLP learns too slowly, so the sampler thinned across them (U2, implicit sampler: energy
-distance 0.10 without, 0.02 with; hierarchical: 0.12 without, 0.002 with).
+MLP learns too slowly, so the sampler thinned across them (U2, seed 0, 256 particles,
+implicit sampler: energy distance 0.10 without, 0.02 with; hierarchical: 0.12 without, 0.002
+with). Every sampler, the flow too, takes 512 draws per step (``--particles``): at 256 the
+implicit generator's U1 and U3 fits varied 4-20x from seed to seed. Against the flow over three
+seeds the implicit generator is closer on U4 only (``benchmarks/energy.py``, docs/benchmarks.md).
 
 Each fit is scored by the energy distance between its draws and exact draws of the target
 (fine-grid inverse-CDF sampling); a figure shows the density and the draws of each method.
