@@ -21,13 +21,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import pyro
 import torch
 from common import provenance
-from pyro.infer import SVI
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 import energy_fitting  # noqa: E402
@@ -45,17 +43,23 @@ def main() -> dict:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     steps = args.steps or (1000 if args.quick else 10_000)
+    example = energy_fitting.parser().parse_args(
+        [
+            "--steps",
+            str(steps),
+            "--particles",
+            str(args.particles),
+            "--fourier-features",
+            str(args.fourier_features),
+            "--seed",
+            str(args.seed),
+            "--threads",
+            str(args.threads),
+            "--no-progress",
+        ]
+    )
     torch.set_num_threads(args.threads)
-    pyro.clear_param_store()
-    pyro.set_rng_seed(args.seed)
-    guide, loss = energy_fitting.make("implicit", args.particles, 2, args.fourier_features)
-    optim = pyro.optim.ClippedAdam({"lr": 1e-3, "betas": (0.5, 0.999), "lrd": 0.1 ** (1 / steps)})
-    svi = SVI(energy_fitting.model, guide, optim, loss)
-    anneal = int(0.4 * steps)
-    start = time.perf_counter()
-    for step in range(steps):
-        svi.step("U2", min(1.0, 0.01 + 0.99 * step / anneal))
-    seconds = time.perf_counter() - start
+    guide, loss, seconds = energy_fitting.train("U2", "implicit", example)
 
     with torch.no_grad(), pyro.plate("draws", 5000, dim=-1):
         z = guide("U2")["z"].reshape(-1, 2)

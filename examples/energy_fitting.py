@@ -34,7 +34,7 @@ from pathlib import Path
 import pyro
 import pyro.distributions as dist
 import torch
-from pyro.infer import SVI, Trace_ELBO
+from pyro.infer import ELBO, SVI, Trace_ELBO
 from pyro.infer.autoguide import AutoIAFNormal
 from pyro.infer.autoguide.initialization import init_to_feasible
 from torch import Tensor, nn
@@ -167,7 +167,8 @@ def make(method: str, particles: int, score_steps: int = 2, fourier_features: in
     raise ValueError(f"expected a method in ('implicit', 'hierarchical', 'iaf'), got {method!r}")
 
 
-def fit(target: str, method: str, args: argparse.Namespace) -> tuple[Tensor, float]:
+def train(target: str, method: str, args: argparse.Namespace) -> tuple[nn.Module, ELBO, float]:
+    """(guide, loss, seconds): one sampler trained on ``target`` with ``args``' settings."""
     pyro.clear_param_store()
     pyro.set_rng_seed(args.seed)
     guide, loss = make(method, args.particles, args.score_steps, args.fourier_features)
@@ -184,7 +185,12 @@ def fit(target: str, method: str, args: argparse.Namespace) -> tuple[Tensor, flo
         value = svi.step(target, beta)
         if step % 100 == 0:
             bar.set_postfix(value=f"{value:.3f}", beta=f"{beta:.2f}")
-    seconds = time.perf_counter() - start
+    return guide, loss, time.perf_counter() - start
+
+
+def fit(target: str, method: str, args: argparse.Namespace) -> tuple[Tensor, float]:
+    """``args.num_samples`` draws of a trained sampler, and its training time."""
+    guide, _, seconds = train(target, method, args)
     with torch.no_grad(), pyro.plate("draws", args.num_samples, dim=-1):
         z = guide(target)["z"]
     return z.reshape(-1, 2), seconds
