@@ -167,6 +167,13 @@ def make(method: str, particles: int, score_steps: int = 2, fourier_features: in
     raise ValueError(f"expected a method in ('implicit', 'hierarchical', 'iaf'), got {method!r}")
 
 
+def reference(target: str, n: int) -> Tensor:
+    """The fixed exact sample every fit of ``target`` is scored against, whichever targets a
+    run fits."""
+    seed = 1000 + list(TARGETS).index(target)
+    return exact_samples(target, n, torch.Generator().manual_seed(seed))
+
+
 def train(target: str, method: str, args: argparse.Namespace) -> tuple[nn.Module, ELBO, float]:
     """(guide, loss, seconds): one sampler trained on ``target`` with ``args``' settings."""
     pyro.clear_param_store()
@@ -237,9 +244,7 @@ def main(args: argparse.Namespace) -> dict[str, float]:
     exact: dict[str, Tensor] = {}
     out: dict[str, float] = {}
     for target in targets:
-        # one fixed exact sample per target, whichever targets this run fits
-        seed = 1000 + list(TARGETS).index(target)
-        exact[target] = exact_samples(target, args.num_samples, torch.Generator().manual_seed(seed))
+        exact[target] = reference(target, args.num_samples)
         results[target] = {}
         for method in methods:
             draws, seconds = fit(target, method, args)
