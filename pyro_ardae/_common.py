@@ -300,6 +300,44 @@ def relative_jitter(cov_diag_mean, jitter: float, tiny: float):
     return jitter * cov_diag_mean + tiny
 
 
+WHITENING_MOMENTUM = 0.9
+
+
+def check_whitening_momentum(owner: str, value: Any, context_dim: int) -> float:
+    """Validated momentum of a score estimator's running whitening moments: ``value`` in
+    ``[0, 1)``, ``None`` for the default of the mode (:data:`WHITENING_MOMENTUM` without a
+    context, 0 with one: contexts change from step to step, so per-context moments cannot
+    be averaged over steps)."""
+    if value is None:
+        return 0.0 if context_dim else WHITENING_MOMENTUM
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
+        raise ValueError(f"{owner}: expected whitening_momentum in [0, 1), got {value!r}")
+    if context_dim and value:
+        raise ValueError(
+            f"{owner}: expected whitening_momentum 0 with a context (per-context whitening "
+            f"is cross-fitted within each step), got {value!r}"
+        )
+    return float(value)
+
+
+def mix_moments(old: tuple[Any, Any], new: tuple[Any, Any], momentum: float) -> tuple[Any, Any]:
+    r"""Mean and covariance of the mixture :math:`m P_\text{old} + (1 - m) P_\text{new}` of two
+    laws given by their ``(mean, covariance)``:
+
+    .. math::
+
+        \mu = m \mu_0 + (1 - m) \mu_1, \qquad
+        \Sigma = m \Sigma_0 + (1 - m) \Sigma_1 + m (1 - m) (\mu_0 - \mu_1)(\mu_0 - \mu_1)^\top,
+
+    an exponential moving average of moments that never subtracts two large second moments
+    (no cancellation for a sampler far from the origin)."""
+    (loc0, cov0), (loc1, cov1) = old, new
+    diff = loc0 - loc1
+    loc = momentum * loc0 + (1 - momentum) * loc1
+    spread = momentum * (1 - momentum) * diff[..., :, None] * diff[..., None, :]
+    return loc, momentum * cov0 + (1 - momentum) * cov1 + spread
+
+
 def check_halves(n: int, dim: int) -> None:
     """``ScoreEstimator.update`` whitens each half of the ``n`` fresh samples with the
     other's moments, which needs more than ``dim + 2`` samples in each half."""

@@ -14,7 +14,15 @@ from pyro.util import check_site_shape, warn_if_nan
 from torch import Tensor, nn
 from torch.distributions import constraints
 
-from ._common import Site, check_elbo_options, check_model_guide, group_draws, same_support
+from ._common import (
+    WHITENING_MOMENTUM,
+    Site,
+    check_elbo_options,
+    check_model_guide,
+    check_whitening_momentum,
+    group_draws,
+    same_support,
+)
 from .estimator import ScoreEstimator
 from .guide import Draw, ImplicitDistribution
 
@@ -100,6 +108,10 @@ class ARDAE_ELBO(ELBO):
         num_noise: noise draws per sample in each AR-DAE step.
         score_lr: learning rate of the default Adam optimiser of the score networks.
         score_optimizer: ``params -> torch.optim.Optimizer`` to use instead.
+        whitening_momentum: momentum of the running moments that whiten the draws of a
+            guide without a context (see :meth:`ScoreEstimator.update
+            <pyro_ardae.ScoreEstimator.update>`; 0 re-whitens from each step's draws).
+            Amortised guides are whitened per context row within each step.
 
     Example:
         >>> import pyro, pyro.distributions as dist
@@ -124,7 +136,9 @@ class ARDAE_ELBO(ELBO):
         num_noise: int = 1,
         score_lr: float = 1e-3,
         score_optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer] | None = None,
+        whitening_momentum: float = WHITENING_MOMENTUM,
     ) -> None:
+        self.whitening_momentum = check_whitening_momentum("ARDAE_ELBO", whitening_momentum, 0)
         check_elbo_options(
             score_lr,
             num_particles=num_particles,
@@ -221,6 +235,7 @@ class ARDAE_ELBO(ELBO):
                 **draw.spec._asdict(),
                 num_noise=self.num_noise,
                 optimizer=self.score_optimizer,
+                whitening_momentum=None if c is not None else self.whitening_momentum,
             ).to(u)
             self.estimators[draw.guide] = est
         return est

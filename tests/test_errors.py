@@ -38,6 +38,7 @@ def test_density_guide_is_refused():
         ({"score_steps": -1}, "score_steps"),
         ({"num_noise": 1.5}, "num_noise"),
         ({"score_lr": 0.0}, "score_lr"),
+        ({"whitening_momentum": 1.0}, r"whitening_momentum in \[0, 1\), got 1.0"),
     ],
 )
 def test_elbo_options(kwargs, match):

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from pyro_ardae import ScoreEstimator, ScoreNet, ardae_loss
+from pyro_ardae.estimator import moments
 from pyro_ardae.loss import sample_noise
 
 
@@ -228,10 +229,41 @@ def test_whitening_ridge_is_negligible_and_keeps_a_collapsed_sampler_finite(dtyp
 
 
 def test_update_whitens_each_half_with_the_other_halfs_moments():
-    est = ScoreEstimator(1, hidden=(4,))
+    est = ScoreEstimator(1, hidden=(4,), whitening_momentum=0.0)
     a = torch.randn(50, 1)
     b = torch.randn(50, 1) + 10.0
     est.update(torch.cat([a, b]))
     assert torch.allclose(est.stats.loc, a.mean(0))  # the map kept for queries: A's
     with pytest.raises(ValueError, match=r"needs at least 8 fresh samples .* got 7"):
-        ScoreEstimator(1, hidden=(4,)).update(torch.randn(7, 1))
+        ScoreEstimator(1, hidden=(4,), whitening_momentum=0.0).update(torch.randn(7, 1))
+
+
+def test_update_whitens_with_running_moments():
+    torch.manual_seed(0)
+    est = ScoreEstimator(2, hidden=(4,), whitening_momentum=0.75)
+    assert ScoreEstimator(2).whitening_momentum == 0.9  # the global default
+    a, b = torch.randn(400, 2), 2 * torch.randn(400, 2) + 3
+    est.update(a)
+    est.update(b)
+    # the running moments are those of the mixture 0.75 law(a) + 0.25 law(b), here from its
+    # second moment about the origin (mix_moments avoids that cancelling form)
+    (mu_a, cov_a), (mu_b, cov_b) = moments(a, True), moments(b, True)
+    mean = 0.75 * mu_a + 0.25 * mu_b
+    second = 0.75 * (cov_a + torch.outer(mu_a, mu_a)) + 0.25 * (cov_b + torch.outer(mu_b, mu_b))
+    cov = est.stats.scale @ est.stats.scale.T
+    assert torch.allclose(est.stats.loc, mean)
+    assert torch.allclose(cov, second - torch.outer(mean, mean), rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"whitening_momentum": -0.1}, r"in \[0, 1\), got -0.1"),
+        ({"whitening_momentum": True}, r"in \[0, 1\), got True"),
+        ({"context_dim": 3, "whitening_momentum": 0.5}, "0 with a context"),
+    ],
+)
+def test_whitening_momentum_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ScoreEstimator(2, **kwargs)
+    assert ScoreEstimator(2, 3).whitening_momentum == 0.0  # per context: cross-fitted
