@@ -13,9 +13,11 @@ from numpyro.infer.elbo import ELBO
 from numpyro.infer.util import log_density
 
 from pyro_ardae._common import (
+    WHITENING_MOMENTUM,
     Site,
     check_elbo_options,
     check_model_guide,
+    check_whitening_momentum,
     group_draws,
     same_support,
 )
@@ -86,6 +88,9 @@ class ARDAE_ELBO(ELBO):
         score_samples: fresh samples per AR-DAE step (per context row when amortised).
         num_noise: noise draws per sample in each AR-DAE step.
         score_lr: learning rate of the score networks' Adam.
+        whitening_momentum: momentum of the running moments that whiten the draws of a
+            guide without a context (0: each step's own draws); amortised guides are
+            whitened per context row within each step.
     """
 
     can_infer_discrete = False
@@ -99,7 +104,9 @@ class ARDAE_ELBO(ELBO):
         score_samples: int = 512,
         num_noise: int = 1,
         score_lr: float = 1e-3,
+        whitening_momentum: float = WHITENING_MOMENTUM,
     ) -> None:
+        self.whitening_momentum = check_whitening_momentum("ARDAE_ELBO", whitening_momentum, 0)
         check_elbo_options(
             score_lr,
             num_particles=num_particles,
@@ -121,6 +128,7 @@ class ARDAE_ELBO(ELBO):
             **draw.spec._asdict(),
             num_noise=self.num_noise,
             optimizer=optax.adam(self.score_lr),
+            whitening_momentum=None if draw.context is not None else self.whitening_momentum,
         )
 
     def _traces(self, key, params, model, guide, args, kwargs):

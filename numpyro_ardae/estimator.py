@@ -19,7 +19,13 @@ import optax
 from jax import Array
 from jax.scipy.linalg import solve_triangular
 
-from pyro_ardae._common import check_halves, check_samples, whitening_ridge
+from pyro_ardae._common import (
+    check_halves,
+    check_samples,
+    check_whitening_momentum,
+    mix_moments,
+    whitening_ridge,
+)
 
 from .loss import ardae_loss, sample_noise
 from .score import Parameterization, ScoreNet
@@ -119,11 +125,23 @@ def log_normalizer(
     return jax.nn.logsumexp(log_w, 0) - math.log(num_samples)
 
 
+class RunningMoments(NamedTuple):
+    """Running mean and covariance of a global estimator's draws; ``started`` is false until
+    the first :meth:`ScoreEstimator.update` (a fixed pytree structure for ``jit``)."""
+
+    loc: Array
+    cov: Array
+    started: Array
+
+
 class ScoreState(NamedTuple):
-    """The trainable part of a score estimator: the network and its optimiser state."""
+    """The state a score estimator threads through its steps: the network, its optimiser
+    state and, in the global mode, the running moments of the draws (``None`` per
+    context)."""
 
     net: ScoreNet
     opt_state: optax.OptState
+    running: RunningMoments | None = None
 
 
 class ScoreEstimator:
@@ -141,6 +159,9 @@ class ScoreEstimator:
         optimizer: an optax transformation; Adam with ``lr=1e-3`` by default.
         fourier_features: random Fourier features of the whitened input (0 for none).
         fourier_scale: sd of their frequencies, whitened units.
+        whitening_momentum: momentum of the global mode's running moments (0: each step's
+            own samples, cross-fitted); ``None`` for 0.9 in the global mode and 0 per
+            context, the only value allowed there.
 
     Example:
         >>> est = ScoreEstimator(2, hidden=(32, 32))
@@ -166,7 +187,11 @@ class ScoreEstimator:
         optimizer: optax.GradientTransformation | None = None,
         fourier_features: int = 0,
         fourier_scale: float = 3.0,
+        whitening_momentum: float | None = None,
     ) -> None:
+        self.whitening_momentum = check_whitening_momentum(
+            "ScoreEstimator", whitening_momentum, context_dim
+        )
         if not isinstance(num_noise, int) or num_noise < 1:
             raise ValueError(f"ScoreEstimator: expected num_noise >= 1, got {num_noise!r}")
         if not isinstance(dim, int) or dim < 1:
@@ -195,10 +220,21 @@ class ScoreEstimator:
             key=key,
             dtype=dtype,
         )
-        return ScoreState(net, self.optimizer.init(eqx.filter(net, eqx.is_array)))
+        running = None
+        if not self.context_dim:
+            eye = jnp.eye(self.dim, dtype=dtype)
+            running = RunningMoments(jnp.zeros(self.dim, dtype), eye, jnp.array(False))
+        return ScoreState(net, self.optimizer.init(eqx.filter(net, eqx.is_array)), running)
 
     def _check(self, z: Array, context: Array | None, min_dims: int) -> None:
         check_samples(self.dim, self.context_dim, z, context, min_dims, (jax.Array, np.ndarray))
+
+    def _check_global(self, samples: Array) -> None:
+        if samples.ndim != 2:
+            raise ValueError(
+                f"ScoreEstimator: expected samples of shape (n, {self.dim}), "
+                f"got {tuple(samples.shape)}"
+            )
 
     def set_stats(
         self, samples: Array, context: Array | None = None, loc: Array | None = None
@@ -206,11 +242,8 @@ class ScoreEstimator:
         """The whitening map of ``samples`` (``(n, d)``, or ``(n, m, d)`` per context),
         centred at ``loc`` (``(d,)`` or ``(m, d)``) if given, else at their mean."""
         self._check(samples, context, 3 if self.context_dim else 2)
-        if not self.context_dim and samples.ndim != 2:
-            raise ValueError(
-                f"ScoreEstimator: expected samples of shape (n, {self.dim}), "
-                f"got {tuple(samples.shape)}"
-            )
+        if not self.context_dim:
+            self._check_global(samples)
         tril = not self.context_dim
         loc = None if loc is None else jax.lax.stop_gradient(loc)
         return standardization(*moments(jax.lax.stop_gradient(samples), tril, loc), tril)
@@ -243,7 +276,7 @@ class ScoreEstimator:
         loss, grads = jax.value_and_grad(loss_fn)(params)
         updates, opt_state = self.optimizer.update(grads, state.opt_state, params)
         net = eqx.combine(optax.apply_updates(params, updates), static)
-        return ScoreState(net, opt_state), loss
+        return state._replace(net=net, opt_state=opt_state), loss
 
     def update(
         self,
@@ -253,14 +286,25 @@ class ScoreEstimator:
         context: Array | None = None,
         loc: Array | None = None,
     ) -> tuple[ScoreState, Standardization, Array]:
-        """One cross-fitted training step on fresh ``samples``: each half is whitened with
-        the other half's moments (about the known centre ``loc`` if given), and the first
-        half's map is returned for the queries (see :meth:`pyro_ardae.ScoreEstimator.update`
-        for why)."""
+        """One training step on fresh ``samples``; returns the state, the whitening map to
+        query with and the loss. Global mode with ``whitening_momentum`` :math:`m > 0`: the
+        map comes from the state's running moments, mixed :math:`m` old to :math:`1 - m`
+        new; per context (or :math:`m = 0`) it is cross-fitted: each half is whitened with
+        the other half's moments (about the known centre ``loc`` if given) and the first
+        half's map is returned (see :meth:`pyro_ardae.ScoreEstimator.update` for why)."""
         self._check(samples, context, 3 if self.context_dim else 2)
+        samples = jax.lax.stop_gradient(samples)
+        if self.whitening_momentum:
+            self._check_global(samples)
+            running = state.running
+            momentum = jnp.where(running.started, self.whitening_momentum, 0.0)
+            old = (running.loc, running.cov)
+            loc, cov = mix_moments(old, moments(samples, True), momentum.astype(samples.dtype))
+            stats = standardization(loc, cov, True)
+            state, loss = self._train(state, key, stats.whiten(samples), context)
+            return state._replace(running=RunningMoments(loc, cov, jnp.array(True))), stats, loss
         check_halves(samples.shape[0], 1 if self.context_dim else self.dim)
         half = samples.shape[0] // 2
-        samples = jax.lax.stop_gradient(samples)
         a, b = samples[:half], samples[half : 2 * half]
         stats_a, stats_b = self.set_stats(a, context, loc), self.set_stats(b, context, loc)
         y = jnp.concatenate([stats_b.whiten(a), stats_a.whiten(b)])

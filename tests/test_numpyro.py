@@ -8,10 +8,12 @@ import numpyro
 import numpyro.distributions as dist
 import optax
 import pytest
+import torch
 from numpyro import handlers
 from numpyro.infer import SVI, Predictive, Trace_ELBO
 from numpyro.infer.autoguide import AutoNormal
 
+import pyro_ardae
 from numpyro_ardae import ARDAE_ELBO, AutoImplicitGuide, ImplicitGuide, ScoreEstimator
 
 KEY = jax.random.PRNGKey(0)
@@ -282,7 +284,7 @@ def test_parity_with_pyro():
 
 
 def test_update_whitens_each_half_with_the_other_halfs_moments():
-    est = ScoreEstimator(1, hidden=(4,))
+    est = ScoreEstimator(1, hidden=(4,), whitening_momentum=0.0)
     key = jax.random.PRNGKey(0)
     a = jax.random.normal(key, (50, 1))
     b = jax.random.normal(jax.random.PRNGKey(1), (50, 1)) + 10.0
@@ -291,3 +293,22 @@ def test_update_whitens_each_half_with_the_other_halfs_moments():
     assert jnp.allclose(stats.loc, a.mean(0)) and jnp.isfinite(loss)
     with pytest.raises(ValueError, match=r"needs at least 8 fresh samples .* got 7"):
         est.update(state, key, jnp.zeros((7, 1)))
+
+
+def test_running_whitening_matches_pyro():
+    """Same running moments as pyro_ardae's estimator from the same draws, under jit."""
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(400, 2)).astype(np.float32)
+    b = (2 * rng.normal(size=(400, 2)) + 3).astype(np.float32)
+    est = ScoreEstimator(2, hidden=(4,), whitening_momentum=0.75)
+    assert ScoreEstimator(2).whitening_momentum == 0.9
+    assert ScoreEstimator(2, 3).init(KEY).running is None  # per context: cross-fitted
+    update = jax.jit(est.update)
+    state, _, _ = update(est.init(KEY), KEY, jnp.asarray(a))
+    state, stats, loss = update(state, KEY, jnp.asarray(b))
+    torch_est = pyro_ardae.ScoreEstimator(2, hidden=(4,), whitening_momentum=0.75)
+    torch_est.update(torch.as_tensor(a))
+    torch_est.update(torch.as_tensor(b))
+    assert bool(state.running.started) and jnp.isfinite(loss)
+    np.testing.assert_allclose(stats.loc, torch_est.stats.loc.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(stats.scale, torch_est.stats.scale.numpy(), rtol=1e-4, atol=1e-6)
