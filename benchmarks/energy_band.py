@@ -39,6 +39,7 @@ def main() -> dict:
     parser.add_argument("--steps", type=int, default=None, help="10000 (quick: 1000)")
     parser.add_argument("--particles", type=int, default=512)
     parser.add_argument("--fourier-features", type=int, default=64, help="score net's (0: none)")
+    parser.add_argument("--whitening-momentum", type=float, default=0.9, help="AR-DAE's")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
@@ -51,6 +52,8 @@ def main() -> dict:
             str(args.particles),
             "--fourier-features",
             str(args.fourier_features),
+            "--whitening-momentum",
+            str(args.whitening_momentum),
             "--seed",
             str(args.seed),
             "--threads",
@@ -85,6 +88,7 @@ def main() -> dict:
         "steps": steps,
         "particles": args.particles,
         "fourier_features": args.fourier_features,
+        "whitening_momentum": args.whitening_momentum,
         "seed": args.seed,
         "edist": round(energy_distance(z, exact), 4),
         "precision_score_net": round(a_score, 2),

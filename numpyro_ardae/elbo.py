@@ -13,7 +13,6 @@ from numpyro.infer.elbo import ELBO
 from numpyro.infer.util import log_density
 
 from pyro_ardae._common import (
-    WHITENING_MOMENTUM,
     Site,
     check_elbo_options,
     check_model_guide,
@@ -104,7 +103,7 @@ class ARDAE_ELBO(ELBO):
         score_samples: int = 512,
         num_noise: int = 1,
         score_lr: float = 1e-3,
-        whitening_momentum: float = WHITENING_MOMENTUM,
+        whitening_momentum: float = 0.0,
     ) -> None:
         self.whitening_momentum = check_whitening_momentum("ARDAE_ELBO", whitening_momentum, 0)
         check_elbo_options(
@@ -128,7 +127,7 @@ class ARDAE_ELBO(ELBO):
             **draw.spec._asdict(),
             num_noise=self.num_noise,
             optimizer=optax.adam(self.score_lr),
-            whitening_momentum=None if draw.context is not None else self.whitening_momentum,
+            whitening_momentum=0.0 if draw.context is not None else self.whitening_momentum,
         )
 
     def _traces(self, key, params, model, guide, args, kwargs):

@@ -160,8 +160,7 @@ class ScoreEstimator:
         fourier_features: random Fourier features of the whitened input (0 for none).
         fourier_scale: sd of their frequencies, whitened units.
         whitening_momentum: momentum of the global mode's running moments (0: each step's
-            own samples, cross-fitted); ``None`` for 0.9 in the global mode and 0 per
-            context, the only value allowed there.
+            own samples, cross-fitted; 0 is the only value per context).
 
     Example:
         >>> est = ScoreEstimator(2, hidden=(32, 32))
@@ -187,7 +186,7 @@ class ScoreEstimator:
         optimizer: optax.GradientTransformation | None = None,
         fourier_features: int = 0,
         fourier_scale: float = 3.0,
-        whitening_momentum: float | None = None,
+        whitening_momentum: float = 0.0,
     ) -> None:
         self.whitening_momentum = check_whitening_momentum(
             "ScoreEstimator", whitening_momentum, context_dim

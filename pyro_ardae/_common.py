@@ -300,16 +300,10 @@ def relative_jitter(cov_diag_mean, jitter: float, tiny: float):
     return jitter * cov_diag_mean + tiny
 
 
-WHITENING_MOMENTUM = 0.9
-
-
 def check_whitening_momentum(owner: str, value: Any, context_dim: int) -> float:
     """Validated momentum of a score estimator's running whitening moments: ``value`` in
-    ``[0, 1)``, ``None`` for the default of the mode (:data:`WHITENING_MOMENTUM` without a
-    context, 0 with one: contexts change from step to step, so per-context moments cannot
-    be averaged over steps)."""
-    if value is None:
-        return 0.0 if context_dim else WHITENING_MOMENTUM
+    ``[0, 1)``, and 0 with a context (contexts change from step to step, so per-context
+    moments cannot be averaged over steps)."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
         raise ValueError(f"{owner}: expected whitening_momentum in [0, 1), got {value!r}")
     if context_dim and value:

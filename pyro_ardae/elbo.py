@@ -15,7 +15,6 @@ from torch import Tensor, nn
 from torch.distributions import constraints
 
 from ._common import (
-    WHITENING_MOMENTUM,
     Site,
     check_elbo_options,
     check_model_guide,
@@ -136,7 +135,7 @@ class ARDAE_ELBO(ELBO):
         num_noise: int = 1,
         score_lr: float = 1e-3,
         score_optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer] | None = None,
-        whitening_momentum: float = WHITENING_MOMENTUM,
+        whitening_momentum: float = 0.0,
     ) -> None:
         self.whitening_momentum = check_whitening_momentum("ARDAE_ELBO", whitening_momentum, 0)
         check_elbo_options(
@@ -235,7 +234,7 @@ class ARDAE_ELBO(ELBO):
                 **draw.spec._asdict(),
                 num_noise=self.num_noise,
                 optimizer=self.score_optimizer,
-                whitening_momentum=None if c is not None else self.whitening_momentum,
+                whitening_momentum=0.0 if c is not None else self.whitening_momentum,
             ).to(u)
             self.estimators[draw.guide] = est
         return est
