@@ -301,9 +301,9 @@ class ScoreEstimator(nn.Module):
         units, as wide as U2's band in the energy-fitting example. The network then learns
         the score of :math:`q` blurred by that jitter, too weak across any thin direction,
         and the sampler thins until the weak estimate balances the target. On 20k steps of
-        exact U2 draws the network reported 65% of the precision across the band with
-        per-step maps, 89% with :math:`m = 0.9` (93% with one fixed map); in training
-        (``benchmarks/energy_band.py``, seed 1) 55% and 89%.
+        exact U2 draws the network reported 59% of the precision across the band with
+        per-step maps, 84% with :math:`m = 0.9` (87% with one fixed map;
+        ``benchmarks/energy_band.py --on exact``); in training (seed 1) 55% and 89%.
 
         The running map lags a moving sampler by about :math:`1/(1 - m)` steps, and while
         it lags the network's Gaussian base term no longer fits the whitened draws: if they
