@@ -314,6 +314,29 @@ def check_whitening_momentum(owner: str, value: Any, context_dim: int) -> float:
     return float(value)
 
 
+class GaussianBase(NamedTuple):
+    r"""The Gaussian :math:`N(c, C)`, :math:`C = V \operatorname{diag}(\lambda) V^\top`, whose
+    score a score network's base term is, in the network's (whitened) coordinates, in place
+    of :math:`N(0, I)`. Backend-free: the fields are torch or jax arrays alike."""
+
+    loc: Any
+    eigvals: Any
+    eigvecs: Any
+
+    def score_offset(self, y: Any, sigma: Any) -> Any:
+        r""":math:`g(y, \sigma) = \frac{y}{1 + \sigma^2} - (C + \sigma^2 I)^{-1} (y - c)`: added
+        to a :class:`ScoreNet` (whose base is :math:`-y / (1 + \sigma^2)`), it makes the base
+        the smoothed score of :math:`N(c, C)`; ``sigma`` has shape ``y.shape[:-1] + (1,)``."""
+        w = (y - self.loc) @ self.eigvecs
+        return y / (1 + sigma**2) - (w / (self.eigvals + sigma**2)) @ self.eigvecs.T
+
+    def energy_offset(self, y: Any) -> Any:
+        r"""The matching change of the gradient form's energy at :math:`\sigma = 0`,
+        :math:`\tfrac12 (y - c)^\top C^{-1} (y - c) - \tfrac12 \|y\|^2`."""
+        w = (y - self.loc) @ self.eigvecs
+        return 0.5 * ((w**2 / self.eigvals).sum(-1) - (y**2).sum(-1))
+
+
 def mix_moments(old: tuple[Any, Any], new: tuple[Any, Any], momentum: float) -> tuple[Any, Any]:
     r"""Mean and covariance of the mixture :math:`m P_\text{old} + (1 - m) P_\text{new}` of two
     laws given by their ``(mean, covariance)``:

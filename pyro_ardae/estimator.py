@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from ._common import (
+    GaussianBase,
     check_halves,
     check_samples,
     check_whitening_momentum,
@@ -27,12 +28,16 @@ class Standardization(NamedTuple):
 
     ``scale`` is either a lower-triangular ``(d, d)`` matrix :math:`L` (global mode: full
     covariance, so any Gaussian :math:`q` becomes exactly standard normal) or per-row
-    standard deviations ``(..., d)`` (per-context mode: :math:`L` diagonal).
+    standard deviations ``(..., d)`` (per-context mode: :math:`L` diagonal). ``base`` is the
+    Gaussian, in whitened coordinates, that the network's base term stands for: ``None`` for
+    :math:`N(0, I)` (the map's own samples), else the step's draws' moments under a running
+    map (see :meth:`ScoreEstimator.update`).
     """
 
     loc: Tensor
     scale: Tensor
     tril: bool
+    base: GaussianBase | None = None
 
     def whiten(self, z: Tensor) -> Tensor:
         if self.tril:
@@ -80,6 +85,15 @@ def moments(samples: Tensor, tril: bool, loc: Tensor | None = None) -> tuple[Ten
     return loc, cov / dof
 
 
+def gaussian_base(y: Tensor) -> GaussianBase:
+    """The :class:`~pyro_ardae._common.GaussianBase` of whitened draws ``y`` ``(n, d)``: their
+    mean and covariance (:func:`moments`), eigenvalues floored at ``eps`` times the largest."""
+    loc, cov = moments(y, True)
+    eigvals, eigvecs = torch.linalg.eigh(cov)
+    floor = torch.finfo(y.dtype).eps * eigvals.max() + torch.finfo(y.dtype).tiny
+    return GaussianBase(loc, eigvals.clamp_min(floor), eigvecs)
+
+
 def standardization(loc: Tensor, cov: Tensor, tril: bool) -> Standardization:
     """The whitening map of a mean and a covariance (``tril``) or variance, with a ridge
     (:func:`~pyro_ardae._common.whitening_ridge`) so that a collapsing sampler gives a small,
@@ -98,6 +112,7 @@ def log_normalizer(
     num_samples: int,
     context: Tensor | None = None,
     generator: torch.Generator | None = None,
+    base: GaussianBase | None = None,
 ) -> Tensor:
     r"""Importance-sampling estimate of the log-normaliser of a gradient-form
     :class:`ScoreNet`, per context row:
@@ -121,6 +136,8 @@ def log_normalizer(
         num_samples: :math:`K`.
         context: ``(m, k)`` context rows, or ``None`` for a network without a context.
         generator: optional ``torch.Generator`` for the proposal draws.
+        base: the estimator's Gaussian base, if not :math:`N(0, I)`: :math:`F` then
+            includes its :meth:`~pyro_ardae._common.GaussianBase.energy_offset`.
 
     Returns:
         :math:`\log Z`, shape ``(m,)`` with a context, else ``()``.
@@ -140,7 +157,10 @@ def log_normalizer(
         (num_samples, *rows, net.dim), dtype=ref.dtype, device=ref.device, generator=generator
     )
     sigma = torch.zeros(y.shape[:-1] + (1,), dtype=y.dtype, device=y.device)
-    log_w = -net.energy(y, sigma, context) + 0.5 * y.pow(2).sum(-1)
+    energy = net.energy(y, sigma, context)
+    if base is not None:
+        energy = energy + base.energy_offset(y)
+    log_w = -energy + 0.5 * y.pow(2).sum(-1)
     log_w = log_w + 0.5 * net.dim * math.log(2 * math.pi)
     return torch.logsumexp(log_w, 0) - math.log(num_samples)
 
@@ -270,7 +290,7 @@ class ScoreEstimator(nn.Module):
         """
         return self._train(self._whiten(samples.detach()), context)
 
-    def _train(self, y: Tensor, context: Tensor | None) -> Tensor:
+    def _train(self, y: Tensor, context: Tensor | None, base: GaussianBase | None = None) -> Tensor:
         if context is not None:
             context = context.expand(y.shape[:-1] + context.shape[-1:]).reshape(
                 -1, context.shape[-1]
@@ -280,7 +300,8 @@ class ScoreEstimator(nn.Module):
             y = y.repeat(self.num_noise, 1)
             context = None if context is None else context.repeat(self.num_noise, 1)
         u, sigma = sample_noise(y, self.net.delta)
-        loss = ardae_loss(self.net, y, u, sigma, context)
+        offset = None if base is None else base.score_offset
+        loss = ardae_loss(self.net, y, u, sigma, context, offset)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -292,28 +313,30 @@ class ScoreEstimator(nn.Module):
         r"""One training step on fresh ``samples``, whitened by statistics (almost)
         independent of them.
 
-        **Global mode** (``whitening_momentum`` :math:`m > 0`): the whitening map comes from
-        running moments, :math:`(\mu, \Sigma) \leftarrow m (\mu, \Sigma) + (1 - m)
-        (\hat\mu, \hat\Sigma)` as a mixture (:func:`~pyro_ardae._common.mix_moments`), and
-        all samples are whitened with it. A map re-estimated from each step's ``n`` draws
-        would move by :math:`O(n^{-1/2})` from step to step: with 256 draws its scale
-        jitters by about 9%, which at two standard deviations from the centre is 0.2 whitened
-        units, as wide as U2's band in the energy-fitting example. The network then learns
-        the score of :math:`q` blurred by that jitter, too weak across any thin direction,
-        and the sampler thins until the weak estimate balances the target. On 20k steps of
-        exact U2 draws the network reported 59% of the precision across the band with
-        per-step maps, 84% with :math:`m = 0.9` (87% with one fixed map;
-        ``benchmarks/energy_band.py --on exact``); in training (seed 1) 55% and 89%.
+        **Global mode** (``whitening_momentum`` :math:`m > 0`): the network's coordinates
+        come from running moments, :math:`(\mu, \Sigma) \leftarrow m (\mu, \Sigma) + (1 -
+        m) (\hat\mu, \hat\Sigma)` as a mixture (:func:`~pyro_ardae._common.mix_moments`),
+        and its Gaussian base term from the step's own draws: it becomes the score of
+        :math:`N(c, C)`, the draws' moments in those coordinates
+        (:class:`~pyro_ardae._common.GaussianBase`), in place of :math:`N(0, I)`.
 
-        The running map lags a moving sampler by about :math:`1/(1 - m)` steps, and while
-        it lags the network's Gaussian base term no longer fits the whitened draws: if they
-        are narrower than the map says, the base under-reports their score, the entropy
-        gradient is too weak and the sampler narrows further. Slow maps feed that loop: on
-        U2, :math:`m = 0.99` thinned the band to 0.43x its width and 0.97 lost part of it
-        (energy distance 0.13). A sampler whose moments move fast suffers most: on a
-        two-mode posterior fitted in 1000 steps (``benchmarks/posteriors.py --quick``) the
-        mass in the second mode was 0.48 with :math:`m = 0`, 0.39 with 0.5 and 0.18 with
-        0.9. Hence the default 0; :math:`m = 0.9` suits long runs of a slowly moving
+        Why: a map re-estimated from each step's ``n`` draws moves by :math:`O(n^{-1/2})`
+        from step to step; with 256 draws its scale jitters by about 9%, which at two
+        standard deviations from the centre is 0.2 whitened units, as wide as U2's band in
+        the energy-fitting example. The network then learns the score of :math:`q` blurred
+        by that jitter, too weak across any thin direction, and the sampler thins until the
+        weak estimate balances the target. On 20k steps of exact U2 draws the network
+        reported 59% of the precision across the band with per-step maps, 84% with
+        :math:`m = 0.9` (87% with one fixed map; ``benchmarks/energy_band.py --on exact``).
+        The running map lags a moving sampler by about :math:`1/(1 - m)` steps, and with an
+        :math:`N(0, I)` base a lagging map makes the base wrong: if the draws are narrower
+        than the map says, the base under-reports their score, the entropy gradient is too
+        weak and the sampler narrows further (U2 seeds 0 and 2 at :math:`m = 0.9`: energy
+        distance 0.19 and 0.29). The fresh base follows the draws at once; the network's
+        non-Gaussian part, in the slow coordinates, lags by its own training. The default
+        stays 0: on a two-mode posterior fitted in 1000 steps (``benchmarks/posteriors.py
+        --quick``) the mass in the second mode was 0.48 with :math:`m = 0` and 0.55 with
+        0.9 and the fresh base; use :math:`m = 0.9` for long runs of a slowly moving
         sampler with thin structure (the energy-fitting example).
 
         **Per context**, or :math:`m = 0`: the samples are split in halves :math:`A, B`,
@@ -330,13 +353,15 @@ class ScoreEstimator(nn.Module):
         samples = samples.detach()
         if self.whitening_momentum:
             if self.running is None:  # the first step: the running moments start here
-                self.set_stats(samples)
+                stats = self.set_stats(samples)
             else:
                 self._check_global(samples)
                 new = moments(samples, True)
                 self.running = mix_moments(self.running, new, self.whitening_momentum)
-                self.stats = standardization(*self.running, True)
-            return self._train(self.stats.whiten(samples), context)
+                stats = standardization(*self.running, True)
+            y = stats.whiten(samples)
+            self.stats = stats._replace(base=gaussian_base(y))
+            return self._train(y, context, self.stats.base)
         check_halves(samples.shape[0], 1 if self.context_dim else self.dim)
         half = samples.shape[0] // 2
         a, b = samples[:half], samples[half : 2 * half]
@@ -376,14 +401,20 @@ class ScoreEstimator(nn.Module):
         flows to the network or to ``z``: this is the ``stop_grad(s(z))`` of the surrogate.
         """
         y, sigma = self._query(z, context)
-        return self.stats.pull_back(self.net(y, sigma, context).detach())
+        f = self.net(y, sigma, context).detach()
+        if self.stats.base is not None:
+            f = f + self.stats.base.score_offset(y, sigma)
+        return self.stats.pull_back(f)
 
     @torch.no_grad()
     def log_prob(self, z: Tensor, context: Tensor | None = None) -> Tensor:
         r""":math:`\log q(z \mid c)` up to an additive constant (per context),
         :math:`-F(y, 0, c) - \log|\det L|`; needs ``parameterization="gradient"``."""
         y, sigma = self._query(z, context)
-        return -self.net.energy(y, sigma, context) - self.stats.log_abs_det()
+        energy = self.net.energy(y, sigma, context)
+        if self.stats.base is not None:
+            energy = energy + self.stats.base.energy_offset(y)
+        return -energy - self.stats.log_abs_det()
 
     @torch.no_grad()
     def normalized_log_prob(
@@ -397,5 +428,6 @@ class ScoreEstimator(nn.Module):
         normaliser estimated by :func:`log_normalizer` from ``num_samples`` draws (per
         context row); needs ``parameterization="gradient"``. The whitening map is the
         current one (:meth:`set_stats` it from fresh draws of :math:`q` at these contexts)."""
-        log_z = log_normalizer(self.net, num_samples, context, generator)
+        self._whiten(z)  # refuses a query before any statistics
+        log_z = log_normalizer(self.net, num_samples, context, generator, self.stats.base)
         return self.log_prob(z, context) - log_z
