@@ -20,6 +20,7 @@ from jax import Array
 from jax.scipy.linalg import solve_triangular
 
 from pyro_ardae._common import (
+    GaussianBase,
     check_halves,
     check_samples,
     check_whitening_momentum,
@@ -36,10 +37,13 @@ class Standardization(NamedTuple):
 
     ``scale`` is a lower-triangular ``(d, d)`` matrix :math:`L` when ``loc`` is ``(d,)``
     (global: full covariance) or per-row sds ``(m, d)`` when ``loc`` is ``(m, d)`` (per context).
+    ``base``: the Gaussian the network's base term stands for in whitened coordinates
+    (``None``: :math:`N(0, I)`), as in :class:`pyro_ardae.estimator.Standardization`.
     """
 
     loc: Array
     scale: Array
+    base: GaussianBase | None = None
 
     @property
     def tril(self) -> bool:
@@ -80,6 +84,16 @@ def moments(samples: Array, tril: bool, loc: Array | None = None) -> tuple[Array
     return loc, cov / dof
 
 
+def gaussian_base(y: Array) -> GaussianBase:
+    """The Gaussian base of whitened draws ``y`` ``(n, d)``, as
+    :func:`pyro_ardae.estimator.gaussian_base`."""
+    loc, cov = moments(y, True)
+    eigvals, eigvecs = jnp.linalg.eigh(cov)
+    finfo = jnp.finfo(y.dtype)
+    floor = finfo.eps * jnp.max(eigvals) + finfo.tiny
+    return GaussianBase(loc, jnp.maximum(eigvals, floor), eigvecs)
+
+
 def standardization(loc: Array, cov: Array, tril: bool) -> Standardization:
     """The whitening map of a mean and a covariance (``tril``) or variance, with the ridge
     of :func:`pyro_ardae._common.whitening_ridge` (a collapsing sampler gets a small, finite
@@ -94,13 +108,17 @@ def standardization(loc: Array, cov: Array, tril: bool) -> Standardization:
 
 
 def log_normalizer(
-    net: ScoreNet, key: Array, num_samples: int, context: Array | None = None
+    net: ScoreNet,
+    key: Array,
+    num_samples: int,
+    context: Array | None = None,
+    base: GaussianBase | None = None,
 ) -> Array:
     r"""Importance-sampling estimate of the log-normaliser of a gradient-form
     :class:`ScoreNet` per context row, as :func:`pyro_ardae.estimator.log_normalizer`:
     :math:`\log Z(c) \approx \log \frac1K \sum_k e^{-F(y_k, 0, c)} / N(y_k; 0, I)`,
-    :math:`y_k \sim N(0, I)`, by log-sum-exp. Returns shape ``(m,)`` for a context
-    ``(m, k)``, else ``()``.
+    :math:`y_k \sim N(0, I)`, by log-sum-exp; with a ``base`` its energy is added and it is the
+    proposal. Returns shape ``(m,)`` for a context ``(m, k)``, else ``()``.
 
     Example:
         >>> net = ScoreNet(3, hidden=(8,), parameterization="gradient", key=jax.random.PRNGKey(0))
@@ -111,7 +129,8 @@ def log_normalizer(
     if not isinstance(num_samples, int) or num_samples < 1:
         raise ValueError(f"log_normalizer: expected num_samples >= 1, got {num_samples!r}")
     rows = () if context is None else context.shape[:-1]
-    y = jax.random.normal(key, (num_samples, *rows, net.dim))
+    eps = jax.random.normal(key, (num_samples, *rows, net.dim))
+    y = eps if base is None else base.sample(eps)
     flat = y.reshape(-1, net.dim)
     if context is None:
         energy = jax.vmap(lambda r: net.energy(r, 0.0))(flat)
@@ -120,7 +139,9 @@ def log_normalizer(
         energy = jax.vmap(lambda r, c: net.energy(r, 0.0, c))(
             flat, ctx.reshape(-1, context.shape[-1])
         )
-    log_w = -energy.reshape(y.shape[:-1]) + 0.5 * jnp.sum(y**2, -1)
+    log_w = -energy.reshape(y.shape[:-1]) + 0.5 * jnp.sum(eps**2, -1)
+    if base is not None:  # the base's energy, and its density as the proposal
+        log_w = log_w - base.energy_offset(y) + 0.5 * jnp.sum(jnp.log(base.eigvals))
     log_w = log_w + 0.5 * net.dim * math.log(2 * math.pi)
     return jax.nn.logsumexp(log_w, 0) - math.log(num_samples)
 
@@ -260,7 +281,12 @@ class ScoreEstimator:
         return self._train(state, key, stats.whiten(jax.lax.stop_gradient(samples)), context)
 
     def _train(
-        self, state: ScoreState, key: Array, y: Array, context: Array | None
+        self,
+        state: ScoreState,
+        key: Array,
+        y: Array,
+        context: Array | None,
+        base: GaussianBase | None = None,
     ) -> tuple[ScoreState, Array]:
         if context is not None:
             context = jnp.broadcast_to(context, y.shape[:-1] + context.shape[-1:])
@@ -270,7 +296,8 @@ class ScoreEstimator:
         params, static = eqx.partition(state.net, eqx.is_array)
 
         def loss_fn(params):
-            return ardae_loss(eqx.combine(params, static), y, u, sigma, context)
+            offset = None if base is None else base.score_offset
+            return ardae_loss(eqx.combine(params, static), y, u, sigma, context, offset)
 
         loss, grads = jax.value_and_grad(loss_fn)(params)
         updates, opt_state = self.optimizer.update(grads, state.opt_state, params)
@@ -288,9 +315,10 @@ class ScoreEstimator:
         """One training step on fresh ``samples``; returns the state, the whitening map to
         query with and the loss. Global mode with ``whitening_momentum`` :math:`m > 0`: the
         map comes from the state's running moments, mixed :math:`m` old to :math:`1 - m`
-        new; per context (or :math:`m = 0`) it is cross-fitted: each half is whitened with
-        the other half's moments (about the known centre ``loc`` if given) and the first
-        half's map is returned (see :meth:`pyro_ardae.ScoreEstimator.update` for why)."""
+        new, and the network's Gaussian base from the step's own draws; per context (or
+        :math:`m = 0`) it is cross-fitted: each half is whitened with the other half's
+        moments (about the known centre ``loc`` if given) and the first half's map is
+        returned (see :meth:`pyro_ardae.ScoreEstimator.update` for why)."""
         self._check(samples, context, 3 if self.context_dim else 2)
         samples = jax.lax.stop_gradient(samples)
         if self.whitening_momentum:
@@ -300,7 +328,9 @@ class ScoreEstimator:
             old = (running.loc, running.cov)
             loc, cov = mix_moments(old, moments(samples, True), momentum.astype(samples.dtype))
             stats = standardization(loc, cov, True)
-            state, loss = self._train(state, key, stats.whiten(samples), context)
+            y = stats.whiten(samples)
+            stats = stats._replace(base=gaussian_base(y))
+            state, loss = self._train(state, key, y, context, stats.base)
             return state._replace(running=RunningMoments(loc, cov, jnp.array(True))), stats, loss
         check_halves(samples.shape[0], 1 if self.context_dim else self.dim)
         half = samples.shape[0] // 2
@@ -354,7 +384,9 @@ class ScoreEstimator:
         r"""The estimate of :math:`\nabla_z \log q(z \mid c)`, shaped like ``z`` (no gradient
         flows to the network or to ``z``)."""
         net = jax.lax.stop_gradient(state.net)
-        _, f = self._query(lambda y, c: net(y, 0.0, c), state, stats, z, context)
+        y, f = self._query(lambda y, c: net(y, 0.0, c), state, stats, z, context)
+        if stats.base is not None:
+            f = f + stats.base.score_offset(y, 0.0)
         return jax.lax.stop_gradient(stats.pull_back(f))
 
     def log_prob(
@@ -363,7 +395,9 @@ class ScoreEstimator:
         r""":math:`\log q(z \mid c)` up to an additive constant, :math:`-F(y, 0, c) -
         \log|\det L|`; needs ``parameterization="gradient"``."""
         net = state.net
-        _, energy = self._query(lambda y, c: net.energy(y, 0.0, c), state, stats, z, context)
+        y, energy = self._query(lambda y, c: net.energy(y, 0.0, c), state, stats, z, context)
+        if stats.base is not None:
+            energy = energy + stats.base.energy_offset(y)
         return -energy - stats.log_abs_det()
 
     def normalized_log_prob(
@@ -377,5 +411,5 @@ class ScoreEstimator:
     ) -> Array:
         r""":math:`\log q(z \mid c) = -F(y, 0, c) - \log Z(c) - \log|\det L|`, the
         normaliser from :func:`log_normalizer` with ``num_samples`` draws per context row."""
-        log_z = log_normalizer(state.net, key, num_samples, context)
+        log_z = log_normalizer(state.net, key, num_samples, context, stats.base)
         return self.log_prob(state, stats, z, context) - log_z

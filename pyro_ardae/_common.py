@@ -330,6 +330,10 @@ class GaussianBase(NamedTuple):
         w = (y - self.loc) @ self.eigvecs
         return y / (1 + sigma**2) - (w / (self.eigvals + sigma**2)) @ self.eigvecs.T
 
+    def sample(self, eps: Any) -> Any:
+        r"""Draws :math:`c + C^{1/2} \epsilon` of the Gaussian from standard normal ``eps``."""
+        return (eps * self.eigvals**0.5) @ self.eigvecs.T + self.loc
+
     def energy_offset(self, y: Any) -> Any:
         r"""The matching change of the gradient form's energy at :math:`\sigma = 0`,
         :math:`\tfrac12 (y - c)^\top C^{-1} (y - c) - \tfrac12 \|y\|^2`."""

@@ -127,8 +127,10 @@ def log_normalizer(
     :math:`F = \|y\|^2/2 + h(y, 0, c)` the log-weights are
     :math:`\tfrac{d}{2}\log 2\pi - h(y_k, 0, c)`, all equal for an untrained network, and
     whitened inputs keep the fitted density close to :math:`N(0, I)`, so the weights stay
-    tame. The estimate is consistent; its error is :math:`O_p(K^{-1/2})` and its bias
-    :math:`-\mathrm{Var}(w)/(2 K Z^2) + O(K^{-2})` (Jensen), with :math:`w` the weights.
+    tame. With a ``base`` :math:`N(c, C)` (running whitening) the energy and the proposal are
+    that Gaussian's instead. The estimate is consistent; its error is :math:`O_p(K^{-1/2})`
+    and its bias :math:`-\mathrm{Var}(w)/(2 K Z^2) + O(K^{-2})` (Jensen), with :math:`w` the
+    weights.
 
     Args:
         net: a :class:`ScoreNet` with ``parameterization="gradient"`` (only ``net.dim``
@@ -137,7 +139,8 @@ def log_normalizer(
         context: ``(m, k)`` context rows, or ``None`` for a network without a context.
         generator: optional ``torch.Generator`` for the proposal draws.
         base: the estimator's Gaussian base, if not :math:`N(0, I)`: :math:`F` then
-            includes its :meth:`~pyro_ardae._common.GaussianBase.energy_offset`.
+            includes its :meth:`~pyro_ardae._common.GaussianBase.energy_offset`, and it is
+            the proposal.
 
     Returns:
         :math:`\log Z`, shape ``(m,)`` with a context, else ``()``.
@@ -153,14 +156,17 @@ def log_normalizer(
         raise ValueError(f"log_normalizer: expected num_samples >= 1, got {num_samples!r}")
     rows = () if context is None else context.shape[:-1]
     ref = context if context is not None else next(net.parameters())
-    y = torch.randn(
+    eps = torch.randn(
         (num_samples, *rows, net.dim), dtype=ref.dtype, device=ref.device, generator=generator
     )
-    sigma = torch.zeros(y.shape[:-1] + (1,), dtype=y.dtype, device=y.device)
-    energy = net.energy(y, sigma, context)
-    if base is not None:
-        energy = energy + base.energy_offset(y)
-    log_w = -energy + 0.5 * y.pow(2).sum(-1)
+    sigma = torch.zeros(eps.shape[:-1] + (1,), dtype=eps.dtype, device=eps.device)
+    if base is None:
+        energy = net.energy(eps, sigma, context)
+        log_w = -energy + 0.5 * eps.pow(2).sum(-1)
+    else:
+        y = base.sample(eps)
+        energy = net.energy(y, sigma, context) + base.energy_offset(y)
+        log_w = -energy + 0.5 * eps.pow(2).sum(-1) + 0.5 * base.eigvals.log().sum()
     log_w = log_w + 0.5 * net.dim * math.log(2 * math.pi)
     return torch.logsumexp(log_w, 0) - math.log(num_samples)
 
