@@ -339,10 +339,11 @@ class ScoreEstimator(nn.Module):
         than the map says, the base under-reports their score, the entropy gradient is too
         weak and the sampler narrows further (U2 seeds 0 and 2 at :math:`m = 0.9`: energy
         distance 0.19 and 0.29). The fresh base follows the draws at once; the network's
-        non-Gaussian part, in the slow coordinates, lags by its own training. The default
-        stays 0: on a two-mode posterior fitted in 1000 steps (``benchmarks/posteriors.py
-        --quick``) the mass in the second mode was 0.48 with :math:`m = 0` and 0.55 with
-        0.9 and the fresh base; use :math:`m = 0.9` for long runs of a slowly moving
+        non-Gaussian part, in the slow coordinates, lags by its own training (with an
+        :math:`N(0, I)` base the mass in the second mode of a two-mode posterior fitted in
+        1000 steps, ``benchmarks/posteriors.py --quick``, fell from 0.48 at :math:`m = 0` to
+        0.18 at 0.9; with the fresh base it is 0.47). The default stays 0 until more than
+        these single-seed checks back a change; use :math:`m = 0.9` for long runs of a
         sampler with thin structure (the energy-fitting example).
 
         **Per context**, or :math:`m = 0`: the samples are split in halves :math:`A, B`,
