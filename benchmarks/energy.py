@@ -42,7 +42,7 @@ def main() -> dict:
     parser.add_argument("--particles", type=int, default=512, help="draws per step, all methods")
     parser.add_argument("--score-steps", type=int, default=2, help="AR-DAE steps per step")
     parser.add_argument("--fourier-features", type=int, default=64, help="score net's (0: none)")
-    parser.add_argument("--whitening-momentum", type=float, default=0.9, help="AR-DAE's")
+    parser.add_argument("--whitening-momentum", type=float, default=0.0, help="AR-DAE's")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--threads", type=int, default=2, help="torch threads per process")
     parser.add_argument("--workers", type=int, default=1, help="processes, seeds split among them")

@@ -18,11 +18,12 @@ implicit sampler: energy distance 0.10 without, 0.02 with; hierarchical: 0.12 wi
 with). Every sampler, the flow too, takes 512 draws per step (``--particles``): at 256 the
 implicit generator's U1 and U3 fits varied 4-20x from seed to seed. Against the flow over three
 seeds the implicit generator is closer on U4 only (``benchmarks/energy.py``, docs/benchmarks.md).
-The AR-DAE whitens the draws with running moments (``--whitening-momentum 0.9``, see
-``ScoreEstimator.update``): maps re-estimated from each step's draws jitter by about the
-bands' width, and the score network learnt a blurred, too weak score across them (U2, seed 1:
-55% of the draws' precision across the band reported, energy distance 0.020; 89% and 0.011
-with the running map).
+The AR-DAE whitens each step's draws with their own moments. Those maps jitter by about the
+bands' width, so the score network learns a blurred, too weak score across them (U2, seed 1:
+55% of the draws' precision across the band reported). Running moments
+(``--whitening-momentum 0.9``, see ``ScoreEstimator.update``) remove most of that blur on
+fixed draws, but their lag made the three-seed fits worse (docs/benchmarks.md), so they are
+off by default here too.
 
 Each fit is scored by the energy distance between its draws and exact draws of the target
 (fine-grid inverse-CDF sampling); a figure shows the density and the draws of each method.
@@ -152,7 +153,7 @@ def make(
     particles: int,
     score_steps: int = 2,
     fourier_features: int = 64,
-    whitening_momentum: float = 0.9,
+    whitening_momentum: float = 0.0,
 ):
     """(guide, loss) of a sampler; the implicit ones take ``score_steps`` AR-DAE steps per
     generator step (2, as the paper did here) with ``fourier_features`` random Fourier
@@ -288,7 +289,7 @@ def parser() -> argparse.ArgumentParser:
         "--fourier-features", type=int, default=64, help="of the score networks (0 for none)"
     )
     p.add_argument(
-        "--whitening-momentum", type=float, default=0.9, help="AR-DAE's (0: per-step maps)"
+        "--whitening-momentum", type=float, default=0.0, help="AR-DAE's (0: per-step maps)"
     )
     p.add_argument("--num-samples", type=int, default=5000, help="draws scored per method")
     p.add_argument("--seed", type=int, default=0)
