@@ -342,9 +342,10 @@ class ScoreEstimator(nn.Module):
         non-Gaussian part, in the slow coordinates, lags by its own training (with an
         :math:`N(0, I)` base the mass in the second mode of a two-mode posterior fitted in
         1000 steps, ``benchmarks/posteriors.py --quick``, fell from 0.48 at :math:`m = 0` to
-        0.18 at 0.9; with the fresh base it is 0.47). The default stays 0 until more than
-        these single-seed checks back a change; use :math:`m = 0.9` for long runs of a
-        sampler with thin structure (the energy-fitting example).
+        0.18 at 0.9; with the fresh base it is 0.47). The default is 0: in training the
+        lag of the network's sharp features costs more than the jitter it removes (the
+        energy-fitting benchmark over three seeds was worse on every target at
+        :math:`m = 0.9`, docs/benchmarks.md); the gain is for draws that barely move.
 
         **Per context**, or :math:`m = 0`: the samples are split in halves :math:`A, B`,
         each half is whitened with the other half's statistics, and :math:`A`'s are kept for
