@@ -106,19 +106,24 @@ class Encoder(torch.nn.Module):
         return self.net(torch.cat([noise, x], -1)).squeeze(-1)
 
 
-def test_amortized_guide_with_subsampling_scales_entropy():
-    # z_i | x_i ~ N(x_i / 2, 1/2): the fitted sd is only right if the entropy term gets the
-    # same N/B scale as the likelihood of the subsampled plate.
-    full = 200
-    xs = 2 * torch.randn(full)
-    guide = ImplicitGuide(
+def encoder_guide(score_hidden: tuple[int, ...]) -> ImplicitGuide:
+    """The amortised guide of ``local_model``: z_i from (noise, x_i)."""
+    return ImplicitGuide(
         Encoder(),
         noise_dim=2,
         sites="z",
         context=lambda x, idx, n: x.unsqueeze(-1),
         context_event_dim=1,
-        score_hidden=(32, 32),
+        score_hidden=score_hidden,
     )
+
+
+def test_amortized_guide_with_subsampling_scales_entropy():
+    # z_i | x_i ~ N(x_i / 2, 1/2): the fitted sd is only right if the entropy term gets the
+    # same N/B scale as the likelihood of the subsampled plate.
+    full = 200
+    xs = 2 * torch.randn(full)
+    guide = encoder_guide(score_hidden=(32, 32))
     elbo = ARDAE_ELBO(num_particles=4, vectorize_particles=True, score_samples=32)
     optim = pyro.optim.ClippedAdam({"lr": 1e-2, "lrd": 0.01 ** (1 / 1500)})
     svi = SVI(local_model, guide, optim, elbo)
@@ -143,14 +148,7 @@ def test_whitening_momentum_is_for_global_guides():
     svi.step(x)
     (est,) = elbo.estimators.values()
     assert est.whitening_momentum == 0.5 and est.running is not None
-    amortised = ImplicitGuide(
-        Encoder(),
-        noise_dim=2,
-        sites="z",
-        context=lambda x, idx, n: x.unsqueeze(-1),
-        context_event_dim=1,
-        score_hidden=(8,),
-    )
+    amortised = encoder_guide(score_hidden=(8,))
     elbo = ARDAE_ELBO(score_samples=32, whitening_momentum=0.5)
     svi = SVI(local_model, amortised, pyro.optim.Adam({"lr": 1e-3}), elbo)
     svi.step(x, torch.arange(10), 10)
