@@ -21,6 +21,7 @@ from jax.scipy.linalg import solve_triangular
 
 from pyro_ardae._common import (
     GaussianBase,
+    check_global_samples,
     check_halves,
     check_samples,
     check_whitening_momentum,
@@ -249,13 +250,6 @@ class ScoreEstimator:
     def _check(self, z: Array, context: Array | None, min_dims: int) -> None:
         check_samples(self.dim, self.context_dim, z, context, min_dims, (jax.Array, np.ndarray))
 
-    def _check_global(self, samples: Array) -> None:
-        if samples.ndim != 2:
-            raise ValueError(
-                f"ScoreEstimator: expected samples of shape (n, {self.dim}), "
-                f"got {tuple(samples.shape)}"
-            )
-
     def set_stats(
         self, samples: Array, context: Array | None = None, loc: Array | None = None
     ) -> Standardization:
@@ -263,7 +257,7 @@ class ScoreEstimator:
         centred at ``loc`` (``(d,)`` or ``(m, d)``) if given, else at their mean."""
         self._check(samples, context, 3 if self.context_dim else 2)
         if not self.context_dim:
-            self._check_global(samples)
+            check_global_samples(self.dim, samples)
         tril = not self.context_dim
         loc = None if loc is None else jax.lax.stop_gradient(loc)
         return standardization(*moments(jax.lax.stop_gradient(samples), tril, loc), tril)
@@ -322,7 +316,7 @@ class ScoreEstimator:
         self._check(samples, context, 3 if self.context_dim else 2)
         samples = jax.lax.stop_gradient(samples)
         if self.whitening_momentum:
-            self._check_global(samples)
+            check_global_samples(self.dim, samples)
             running = state.running
             momentum = jnp.where(running.started, self.whitening_momentum, 0.0)
             old = (running.loc, running.cov)

@@ -300,6 +300,14 @@ def relative_jitter(cov_diag_mean, jitter: float, tiny: float):
     return jitter * cov_diag_mean + tiny
 
 
+def check_global_samples(dim: int, samples: Any) -> None:
+    """A global (context-free) ``ScoreEstimator`` whitens samples of shape ``(n, d)``."""
+    if samples.ndim != 2:
+        raise ValueError(
+            f"ScoreEstimator: expected samples of shape (n, {dim}), got {tuple(samples.shape)}"
+        )
+
+
 def check_whitening_momentum(owner: str, value: Any, context_dim: int) -> float:
     """Validated momentum of a score estimator's running whitening moments: ``value`` in
     ``[0, 1)``, and 0 with a context (contexts change from step to step, so per-context

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from ._common import (
     GaussianBase,
+    check_global_samples,
     check_halves,
     check_samples,
     check_whitening_momentum,
@@ -270,19 +271,12 @@ class ScoreEstimator(nn.Module):
         global mode the running moments of :meth:`update` restart from these."""
         self._check(samples, context, 3 if self.context_dim else 2)
         if not self.context_dim:
-            self._check_global(samples)
+            check_global_samples(self.dim, samples)
         tril = not self.context_dim
         stats = moments(samples, tril, loc)
         self.running = stats if tril else None
         self.stats = standardization(*stats, tril)
         return self.stats
-
-    def _check_global(self, samples: Tensor) -> None:
-        if samples.dim() != 2:
-            raise ValueError(
-                f"ScoreEstimator: expected samples of shape (n, {self.dim}), "
-                f"got {tuple(samples.shape)}"
-            )
 
     def _whiten(self, z: Tensor) -> Tensor:
         if self.stats is None:
@@ -363,7 +357,7 @@ class ScoreEstimator(nn.Module):
             if self.running is None:  # the first step: the running moments start here
                 stats = self.set_stats(samples)
             else:
-                self._check_global(samples)
+                check_global_samples(self.dim, samples)
                 new = moments(samples, True)
                 self.running = mix_moments(self.running, new, self.whitening_momentum)
                 stats = standardization(*self.running, True)

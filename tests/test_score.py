@@ -318,3 +318,11 @@ def test_normalized_log_prob_with_a_running_map():
 
 def dist_log_prob(z: torch.Tensor, loc: torch.Tensor, sd: torch.Tensor) -> torch.Tensor:
     return torch.distributions.Normal(loc, sd).log_prob(z).sum(-1)
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.5])
+def test_global_estimator_refuses_batched_samples(momentum):
+    est = ScoreEstimator(2, hidden=(4,), whitening_momentum=momentum)
+    est.update(torch.randn(64, 2))
+    with pytest.raises(ValueError, match=r"expected samples of shape \(n, 2\), got \(\d+, 8, 2\)"):
+        est.update(torch.randn(64, 8, 2))
