@@ -17,6 +17,7 @@ from pyro_ardae._common import (
     check_elbo_options,
     check_model_guide,
     check_whitening_momentum,
+    check_whitening_samples,
     group_draws,
     same_support,
 )
@@ -90,6 +91,9 @@ class ARDAE_ELBO(ELBO):
         whitening_momentum: momentum of the running moments that whiten the draws of a
             guide without a context (0: each step's own draws); amortised guides are
             whitened per context row within each step.
+        whitening_samples: fresh draws per AR-DAE step its whitening maps come from, of
+            which the network trains on ``score_samples`` (``None``: all of them); see
+            :class:`pyro_ardae.ARDAE_ELBO`.
     """
 
     can_infer_discrete = False
@@ -104,8 +108,10 @@ class ARDAE_ELBO(ELBO):
         num_noise: int = 1,
         score_lr: float = 1e-3,
         whitening_momentum: float = 0.0,
+        whitening_samples: int | None = None,
     ) -> None:
         self.whitening_momentum = check_whitening_momentum("ARDAE_ELBO", whitening_momentum, 0)
+        self.whitening_samples = check_whitening_samples(whitening_samples, score_samples)
         check_elbo_options(
             score_lr,
             num_particles=num_particles,
@@ -149,7 +155,7 @@ class ARDAE_ELBO(ELBO):
                 tr = handlers.trace(seeded).get_trace(*args, **kwargs)
             return {g: (d.unconstrained, d.context, d.loc) for g, (d, _) in _draws(tr).items()}
 
-        n = self.score_samples
+        n = self.whitening_samples or self.score_samples
         out = jax.vmap(one)(jax.random.split(key, n))
         fresh = {}
         for g, (u, ctx, loc) in jax.lax.stop_gradient(out).items():
@@ -178,7 +184,7 @@ class ARDAE_ELBO(ELBO):
             for g, (samples, context, loc) in fresh.items():
                 est = self.estimator(draws[g][0])
                 states[g], stats[g], losses[g] = est.update(
-                    states[g], key_step, samples, context, loc
+                    states[g], key_step, samples, context, loc, self.score_samples
                 )
         if not stats:  # score_steps == 0: score with the current samples' whitening
             fresh = self._fresh(key, params, guide, args, kwargs)

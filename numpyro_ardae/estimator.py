@@ -23,6 +23,7 @@ from pyro_ardae._common import (
     GaussianBase,
     check_global_samples,
     check_halves,
+    check_num_train,
     check_samples,
     check_whitening_momentum,
     mix_moments,
@@ -305,6 +306,7 @@ class ScoreEstimator:
         samples: Array,
         context: Array | None = None,
         loc: Array | None = None,
+        num_train: int | None = None,
     ) -> tuple[ScoreState, Standardization, Array]:
         """One training step on fresh ``samples``; returns the state, the whitening map to
         query with and the loss. Global mode with ``whitening_momentum`` :math:`m > 0`: the
@@ -312,8 +314,11 @@ class ScoreEstimator:
         new, and the network's Gaussian base from the step's own draws; per context (or
         :math:`m = 0`) it is cross-fitted: each half is whitened with the other half's
         moments (about the known centre ``loc`` if given) and the first half's map is
-        returned (see :meth:`pyro_ardae.ScoreEstimator.update` for why)."""
+        returned. With ``num_train`` (static under ``jit``) the network trains on that many of
+        the whitened samples while the maps use them all (see
+        :meth:`pyro_ardae.ScoreEstimator.update` for why)."""
         self._check(samples, context, 3 if self.context_dim else 2)
+        check_num_train(num_train, samples.shape[0])
         samples = jax.lax.stop_gradient(samples)
         if self.whitening_momentum:
             check_global_samples(self.dim, samples)
@@ -324,14 +329,16 @@ class ScoreEstimator:
             stats = standardization(loc, cov, True)
             y = stats.whiten(samples)
             stats = stats._replace(base=gaussian_base(y))
-            state, loss = self._train(state, key, y, context, stats.base)
+            state, loss = self._train(state, key, y[:num_train], context, stats.base)
             return state._replace(running=RunningMoments(loc, cov, jnp.array(True))), stats, loss
         check_halves(samples.shape[0], 1 if self.context_dim else self.dim)
         half = samples.shape[0] // 2
         a, b = samples[:half], samples[half : 2 * half]
         stats_a, stats_b = self.set_stats(a, context, loc), self.set_stats(b, context, loc)
-        y = jnp.concatenate([stats_b.whiten(a), stats_a.whiten(b)])
-        state, loss = self._train(state, key, y, context)
+        y_a, y_b = stats_b.whiten(a), stats_a.whiten(b)
+        if num_train is not None:
+            y_a, y_b = y_a[: num_train // 2], y_b[: num_train - num_train // 2]
+        state, loss = self._train(state, key, jnp.concatenate([y_a, y_b]), context)
         return state, stats_a, loss
 
     def fit(

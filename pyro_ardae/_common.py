@@ -164,6 +164,22 @@ def check_elbo_options(score_lr: float, **ints: int) -> None:
         raise ValueError(f"ARDAE_ELBO: expected score_lr > 0, got {score_lr!r}")
 
 
+def check_whitening_samples(whitening_samples: int | None, score_samples: int) -> int | None:
+    """``ARDAE_ELBO``'s ``whitening_samples``: ``None`` or an int >= ``score_samples``."""
+    if whitening_samples is None:
+        return None
+    if (
+        not isinstance(whitening_samples, int)
+        or isinstance(whitening_samples, bool)
+        or whitening_samples < score_samples
+    ):
+        raise ValueError(
+            f"ARDAE_ELBO: expected whitening_samples to be None or an int >= score_samples "
+            f"({score_samples}), got {whitening_samples!r}"
+        )
+    return whitening_samples
+
+
 def guide_sites(
     net: Any,
     noise_dim: Any,
@@ -375,6 +391,17 @@ def check_halves(n: int, dim: int) -> None:
             f"ScoreEstimator.update: whitening {dim}-dim samples (per context) needs at least "
             f"{2 * (dim + 3)} fresh samples (two halves of more than {dim + 2}), "
             f"got {n}"
+        )
+
+
+def check_num_train(num_train: int | None, n: int) -> None:
+    """``ScoreEstimator.update``'s ``num_train``: ``None`` or an int in ``[2, n]``."""
+    if num_train is not None and (
+        not isinstance(num_train, int) or isinstance(num_train, bool) or not 2 <= num_train <= n
+    ):
+        raise ValueError(
+            f"ScoreEstimator.update: expected num_train to be None or an int in [2, {n}] "
+            f"(the fresh samples), got {num_train!r}"
         )
 
 

@@ -13,6 +13,7 @@ from ._common import (
     GaussianBase,
     check_global_samples,
     check_halves,
+    check_num_train,
     check_samples,
     check_whitening_momentum,
     mix_moments,
@@ -308,7 +309,11 @@ class ScoreEstimator(nn.Module):
         return loss.detach()
 
     def update(
-        self, samples: Tensor, context: Tensor | None = None, loc: Tensor | None = None
+        self,
+        samples: Tensor,
+        context: Tensor | None = None,
+        loc: Tensor | None = None,
+        num_train: int | None = None,
     ) -> Tensor:
         r"""One training step on fresh ``samples``, whitened by statistics (almost)
         independent of them.
@@ -343,7 +348,12 @@ class ScoreEstimator(nn.Module):
 
         **Per context**, or :math:`m = 0`: the samples are split in halves :math:`A, B`,
         each half is whitened with the other half's statistics, and :math:`A`'s are kept for
-        the queries. So every input of the network, in training and at a query (a draw
+        the queries. With ``num_train`` the network trains on that many of the whitened
+        samples (the first half of them from :math:`A`, the rest from :math:`B`; under a
+        running map the first ``num_train``) while the maps use them all: the maps' jitter
+        falls as :math:`n^{-1/2}` at the price of generator draws only (on exact U2 draws,
+        maps from halves of 1024 and of 4096 rather than 256 raised the reported fraction
+        of the precision across the band from 0.59 to 0.78 and 0.85). So every input of the network, in training and at a query (a draw
         independent of the fresh ones), is whitened by statistics independent of it.
         Whitening samples with their own mean and variance would not be: with ``n`` draws
         per context their whitened second moment is exactly :math:`(n - 3)/n` per
@@ -352,6 +362,7 @@ class ScoreEstimator(nn.Module):
         context, which made amortised encoders collapse to the prior).
         """
         self._check(samples, context, 3 if self.context_dim else 2)
+        check_num_train(num_train, samples.shape[0])
         samples = samples.detach()
         if self.whitening_momentum:
             if self.running is None:  # the first step: the running moments start here
@@ -363,7 +374,7 @@ class ScoreEstimator(nn.Module):
                 stats = standardization(*self.running, True)
             y = stats.whiten(samples)
             self.stats = stats._replace(base=gaussian_base(y))
-            return self._train(y, context, self.stats.base)
+            return self._train(y[:num_train], context, self.stats.base)
         check_halves(samples.shape[0], 1 if self.context_dim else self.dim)
         half = samples.shape[0] // 2
         a, b = samples[:half], samples[half : 2 * half]
@@ -371,8 +382,10 @@ class ScoreEstimator(nn.Module):
         stats_b = self.set_stats(b, context, loc)
         y_a = stats_b.whiten(a)
         stats_a = self.set_stats(a, context, loc)
-        y = torch.cat([y_a, stats_a.whiten(b)])
-        return self._train(y, context)
+        y_b = stats_a.whiten(b)
+        if num_train is not None:
+            y_a, y_b = y_a[: num_train // 2], y_b[: num_train - num_train // 2]
+        return self._train(torch.cat([y_a, y_b]), context)
 
     def fit(
         self,

@@ -39,6 +39,8 @@ def test_density_guide_is_refused():
         ({"num_noise": 1.5}, "num_noise"),
         ({"score_lr": 0.0}, "score_lr"),
         ({"whitening_momentum": 1.0}, r"whitening_momentum in \[0, 1\), got 1.0"),
+        ({"whitening_samples": 256}, r"whitening_samples .* >= score_samples \(512\), got 256"),
+        ({"whitening_samples": 2048.0}, r"whitening_samples .*, got 2048.0"),
     ],
 )
 def test_elbo_options(kwargs, match):

@@ -8,7 +8,7 @@ import pytest
 import torch
 from pyro.infer import SVI, Predictive
 
-from pyro_ardae import ARDAE_ELBO, AutoImplicitGuide, ImplicitGuide
+from pyro_ardae import ARDAE_ELBO, AutoImplicitGuide, ImplicitGuide, ScoreEstimator
 
 
 def fit(model, guide, args=(), steps=1500, lr=1e-2, **elbo_kwargs):
@@ -154,6 +154,21 @@ def test_whitening_momentum_is_for_global_guides():
     svi.step(x, torch.arange(10), 10)
     (est,) = elbo.estimators.values()
     assert est.whitening_momentum == 0.0 and est.running is None
+
+
+def test_whitening_samples_feed_the_maps_and_score_samples_the_network(monkeypatch):
+    calls = []
+    update = ScoreEstimator.update
+
+    def spy(self, samples, context=None, loc=None, num_train=None):
+        calls.append((tuple(samples.shape), num_train))
+        return update(self, samples, context, loc, num_train)
+
+    monkeypatch.setattr(ScoreEstimator, "update", spy)
+    elbo = ARDAE_ELBO(score_samples=32, whitening_samples=128, score_steps=2)
+    guide = AutoImplicitGuide(conjugate_normal, hidden=(8,), score_hidden=(8,))
+    SVI(conjugate_normal, guide, pyro.optim.Adam({"lr": 1e-3}), elbo).step(torch.randn(10))
+    assert calls == [((128, 1), 32), ((128, 1), 32)]
 
 
 def test_predictive_gives_distinct_draws():

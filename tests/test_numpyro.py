@@ -295,6 +295,40 @@ def test_update_whitens_each_half_with_the_other_halfs_moments():
         est.update(state, key, jnp.zeros((7, 1)))
 
 
+def test_update_with_num_train_matches_pyro():
+    """Maps from all the draws' halves, the network on ``num_train`` of them, as in Pyro;
+    the ELBO draws ``whitening_samples`` and trains on ``score_samples``."""
+    rng = np.random.default_rng(0)
+    samples = (rng.normal(size=(256, 2)) * [1.0, 3.0]).astype(np.float32)
+    est = ScoreEstimator(2, hidden=(4,))
+    _, stats, loss = jax.jit(est.update, static_argnums=5)(
+        est.init(KEY), KEY, jnp.asarray(samples), None, None, 64
+    )
+    torch_est = pyro_ardae.ScoreEstimator(2, hidden=(4,))
+    torch_est.update(torch.as_tensor(samples), num_train=64)
+    np.testing.assert_allclose(stats.scale, torch_est.stats.scale.numpy(), rtol=1e-5)
+    assert jnp.isfinite(loss)
+    with pytest.raises(ValueError, match=r"num_train to be None or an int in \[2, 256\]"):
+        est.update(est.init(KEY), KEY, jnp.asarray(samples), num_train=300)
+    with pytest.raises(ValueError, match=r"whitening_samples .* >= score_samples \(512\)"):
+        ARDAE_ELBO(whitening_samples=100)
+
+
+def test_whitening_samples_feed_the_maps_and_score_samples_the_network(monkeypatch):
+    calls = []
+    update = ScoreEstimator.update
+
+    def spy(self, state, key, samples, context=None, loc=None, num_train=None):
+        calls.append((tuple(samples.shape), num_train))  # at trace time, under jit
+        return update(self, state, key, samples, context, loc, num_train)
+
+    monkeypatch.setattr(ScoreEstimator, "update", spy)
+    elbo = ARDAE_ELBO(score_samples=32, whitening_samples=128)
+    guide = AutoImplicitGuide(conjugate_normal, hidden=(8,), score_hidden=(8,))
+    result = SVI(conjugate_normal, guide, optax.adam(1e-3), elbo).run(KEY, 3, X, progress_bar=False)
+    assert calls == [((128, 1), 32)] and jnp.isfinite(result.losses).all()
+
+
 def test_running_whitening_matches_pyro():
     """Same running moments as pyro_ardae's estimator from the same draws, under jit."""
     rng = np.random.default_rng(0)

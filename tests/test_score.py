@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from pyro_ardae import ScoreEstimator, ScoreNet, ardae_loss
-from pyro_ardae.estimator import gaussian_base, moments
+from pyro_ardae.estimator import gaussian_base, moments, standardization
 from pyro_ardae.loss import sample_noise
 
 
@@ -236,6 +236,33 @@ def test_update_whitens_each_half_with_the_other_halfs_moments():
     assert torch.allclose(est.stats.loc, a.mean(0))  # the map kept for queries: A's
     with pytest.raises(ValueError, match=r"needs at least 8 fresh samples .* got 7"):
         ScoreEstimator(1, hidden=(4,)).update(torch.randn(7, 1))
+
+
+def test_update_maps_from_all_draws_and_trains_on_num_train(monkeypatch):
+    # The maps come from the halves of all 2048 draws; the network trains on 256 of each
+    # half, each whitened by the other half's map.
+    torch.manual_seed(0)
+    est = ScoreEstimator(2, hidden=(4,))
+    samples = torch.randn(2048, 2) * torch.tensor([1.0, 3.0])
+    seen = []
+    train = est._train
+    monkeypatch.setattr(est, "_train", lambda y, *rest: seen.append(y) or train(y, *rest))
+    est.update(samples, num_train=512)
+    a, b = samples[:1024], samples[1024:]
+    assert torch.allclose(est.stats.loc, a.mean(0))
+    (y,) = seen
+    map_b = standardization(*moments(b, True), True)
+    assert y.shape == (512, 2)
+    assert torch.allclose(y[:256], map_b.whiten(a[:256]), atol=1e-6)
+    assert torch.allclose(y[256:], est.stats.whiten(b[:256]), atol=1e-6)
+
+
+@pytest.mark.parametrize("num_train", [1, 65, True, 8.0])
+def test_num_train_errors(num_train):
+    with pytest.raises(
+        ValueError, match=rf"num_train to be None or an int in \[2, 64\].*{num_train}"
+    ):
+        ScoreEstimator(2, hidden=(4,)).update(torch.randn(64, 2), num_train=num_train)
 
 
 def test_update_whitens_with_running_moments():
