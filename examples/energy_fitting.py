@@ -18,12 +18,13 @@ implicit sampler: energy distance 0.10 without, 0.02 with; hierarchical: 0.12 wi
 with). Every sampler, the flow too, takes 512 draws per step (``--particles``): at 256 the
 implicit generator's U1 and U3 fits varied 4-20x from seed to seed. Against the flow over three
 seeds the implicit generator is closer on U4 only (``benchmarks/energy.py``, docs/benchmarks.md).
-The AR-DAE whitens each step's draws with their own moments. Those maps jitter by about the
-bands' width, so the score network learns a blurred, too weak score across them (U2, seed 1:
-55% of the draws' precision across the band reported). Running moments
-(``--whitening-momentum 0.9``, see ``ScoreEstimator.update``) remove most of that blur on
-fixed draws, but their lag made the three-seed fits worse (docs/benchmarks.md), so they are
-off by default here too.
+The AR-DAE whitens each step's draws with maps estimated from fresh draws. From 256 draws
+(cross-fitted halves of the 512 it trains on) those maps jitter by about the bands' width, so
+the score network learned a blurred, too weak score across them (U2, seed 1: 55% of the draws'
+precision across the band reported). Here each map comes from half of 2048 fresh draws
+(``--whitening-samples``, ``ARDAE_ELBO(whitening_samples=...)``), which costs generator passes
+only. Running moments (``--whitening-momentum 0.9``, see ``ScoreEstimator.update``) remove the
+blur too, but their lag made the three-seed fits worse (docs/benchmarks.md), so they are off.
 
 Each fit is scored by the energy distance between its draws and exact draws of the target
 (fine-grid inverse-CDF sampling); a figure shows the density and the draws of each method.
@@ -154,13 +155,19 @@ def make(
     score_steps: int = 2,
     fourier_features: int = 64,
     whitening_momentum: float = 0.0,
+    whitening_samples: int | None = 2048,
 ):
     """(guide, loss) of a sampler; the implicit ones take ``score_steps`` AR-DAE steps per
     generator step (2, as the paper did here) with ``fourier_features`` random Fourier
     features in their score networks, whitened with running moments of momentum
     ``whitening_momentum``."""
     vec = {"num_particles": particles, "vectorize_particles": particles > 1}
-    ardae = ARDAE_ELBO(**vec, score_steps=score_steps, whitening_momentum=whitening_momentum)
+    ardae = ARDAE_ELBO(
+        **vec,
+        score_steps=score_steps,
+        whitening_momentum=whitening_momentum,
+        whitening_samples=whitening_samples,
+    )
     score = {"score_fourier_features": fourier_features}
     if method == "implicit":
         guide = AutoImplicitGuide(
@@ -192,7 +199,12 @@ def train(target: str, method: str, args: argparse.Namespace) -> tuple[nn.Module
     pyro.clear_param_store()
     pyro.set_rng_seed(args.seed)
     guide, loss = make(
-        method, args.particles, args.score_steps, args.fourier_features, args.whitening_momentum
+        method,
+        args.particles,
+        args.score_steps,
+        args.fourier_features,
+        args.whitening_momentum,
+        args.whitening_samples,
     )
     # Adam with the paper's betas, the learning rate decaying 10x over the run
     optim = pyro.optim.ClippedAdam(
@@ -290,6 +302,12 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--whitening-momentum", type=float, default=0.0, help="AR-DAE's (0: per-step maps)"
+    )
+    p.add_argument(
+        "--whitening-samples",
+        type=int,
+        default=2048,
+        help="AR-DAE's fresh draws per step for its whitening maps (it trains on 512 of them)",
     )
     p.add_argument("--num-samples", type=int, default=5000, help="draws scored per method")
     p.add_argument("--seed", type=int, default=0)
