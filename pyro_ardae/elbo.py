@@ -145,7 +145,6 @@ class ARDAE_ELBO(ELBO):
         whitening_samples: int | None = None,
     ) -> None:
         self.whitening_momentum = check_whitening_momentum("ARDAE_ELBO", whitening_momentum, 0)
-        self.whitening_samples = check_whitening_samples(whitening_samples, score_samples)
         check_elbo_options(
             score_lr,
             num_particles=num_particles,
@@ -153,6 +152,7 @@ class ARDAE_ELBO(ELBO):
             score_samples=score_samples,
             num_noise=num_noise,
         )
+        self.whitening_samples = check_whitening_samples(whitening_samples, score_samples)
         super().__init__(
             num_particles=num_particles,
             max_plate_nesting=max_plate_nesting,

@@ -348,18 +348,21 @@ class ScoreEstimator(nn.Module):
 
         **Per context**, or :math:`m = 0`: the samples are split in halves :math:`A, B`,
         each half is whitened with the other half's statistics, and :math:`A`'s are kept for
-        the queries. With ``num_train`` the network trains on that many of the whitened
-        samples (the first half of them from :math:`A`, the rest from :math:`B`; under a
-        running map the first ``num_train``) while the maps use them all: the maps' jitter
-        falls as :math:`n^{-1/2}` at the price of generator draws only (on exact U2 draws,
-        maps from halves of 1024 and of 4096 rather than 256 raised the reported fraction
-        of the precision across the band from 0.59 to 0.78 and 0.85). So every input of the network, in training and at a query (a draw
+        the queries. So every input of the network, in training and at a query (a draw
         independent of the fresh ones), is whitened by statistics independent of it.
         Whitening samples with their own mean and variance would not be: with ``n`` draws
         per context their whitened second moment is exactly :math:`(n - 3)/n` per
         coordinate, the network learns the score of that narrower law, and the entropy
         gradient comes out too strong by :math:`n/(n - 3)` (a 23% excess at 16 draws per
         context, which made amortised encoders collapse to the prior).
+
+        **More draws for the maps** (``num_train``, ``ARDAE_ELBO(whitening_samples=...)``):
+        the network trains on ``num_train`` of the whitened samples (the first half of them
+        from :math:`A`, the rest from :math:`B`; under a running map the first
+        ``num_train``) while the maps use them all, so the maps' jitter falls as
+        :math:`n^{-1/2}` at the price of generator draws only. On exact U2 draws, maps from
+        halves of 1024 and of 4096 rather than 256 raised the reported fraction of the
+        precision across the band from 0.59 to 0.78 and 0.85.
         """
         self._check(samples, context, 3 if self.context_dim else 2)
         check_num_train(num_train, samples.shape[0])
