@@ -44,7 +44,7 @@ def main() -> dict:
     parser.add_argument("--fourier-features", type=int, default=64, help="score net's (0: none)")
     parser.add_argument("--whitening-momentum", type=float, default=0.0, help="AR-DAE's")
     parser.add_argument(
-        "--whitening-samples", type=int, default=2048, help="AR-DAE's draws per whitening map"
+        "--whitening-samples", type=int, default=None, help="AR-DAE's draws per step for its maps"
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--threads", type=int, default=2, help="torch threads per process")
@@ -72,8 +72,10 @@ def main() -> dict:
                 str(args.fourier_features),
                 "--whitening-momentum",
                 str(args.whitening_momentum),
-                "--whitening-samples",
-                str(args.whitening_samples),
+                *(
+                    ["--whitening-samples", str(args.whitening_samples)]
+                    * bool(args.whitening_samples)
+                ),
                 "--seed",
                 str(seed),
                 "--threads",

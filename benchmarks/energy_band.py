@@ -15,10 +15,10 @@ sampler ends narrower than the target. Draws with |z1| < 4 only (the wall plays 
 ``--on exact`` asks the same of the AR-DAE alone: it trains a score estimator, as the example
 configures it, on minibatches of 512 from 200,000 exact U2 draws for twice ``--steps`` steps
 (two AR-DAE steps per generator step in the fits) under four whitening maps: per-step
-(cross-fitted halves of the 512), per-step from ``--whitening-samples`` draws (2048; the
-network still trains on 512 of them), running (``--whitening-momentum``, 0.9 by default here)
-and one fixed map of the whole pool, and reports the fraction of the exact draws' precision
-across the band each one reports.
+(cross-fitted halves of the 512), per-step from ``--whitening-samples`` draws (2048 unless
+given; the network still trains on 512 of them), running (``--whitening-momentum``, 0.9 by
+default here) and one fixed map of the whole pool, and reports the fraction of the exact
+draws' precision across the band each one reports.
 
     python benchmarks/energy_band.py --quick               # 1000 steps
     python benchmarks/energy_band.py --seed 1              # 10000 steps, as the benchmark's fits
@@ -70,8 +70,7 @@ def on_sampler(args: argparse.Namespace, steps: int) -> dict:
             str(args.fourier_features),
             "--whitening-momentum",
             str(args.whitening_momentum),
-            "--whitening-samples",
-            str(args.whitening_samples),
+            *(["--whitening-samples", str(args.whitening_samples)] * bool(args.whitening_samples)),
             "--seed",
             str(args.seed),
             "--threads",
@@ -100,9 +99,10 @@ def on_exact(args: argparse.Namespace, steps: int) -> dict:
     pool = energy_fitting.exact_samples("U2", 200_000, torch.Generator().manual_seed(7))
     z = energy_fitting.reference("U2", 5000)
     # name: (momentum, draws per map); None: one fixed map of the whole pool
+    more = args.whitening_samples or 2048
     maps = {
         "per_step": (0.0, 512),
-        f"per_step_{args.whitening_samples}": (0.0, args.whitening_samples),
+        f"per_step_{more}": (0.0, more),
         "running": (args.whitening_momentum, 512),
         "fixed": (None, 512),
     }
@@ -139,7 +139,10 @@ def main() -> dict:
         help="AR-DAE's: the example's default (0) on the sampler, 0.9 for --on exact's running map",
     )
     parser.add_argument(
-        "--whitening-samples", type=int, default=2048, help="AR-DAE's draws per whitening map"
+        "--whitening-samples",
+        type=int,
+        default=None,
+        help="AR-DAE's draws per step for its maps (the example's default: 512; --on exact: 2048)",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)

@@ -18,13 +18,13 @@ implicit sampler: energy distance 0.10 without, 0.02 with; hierarchical: 0.12 wi
 with). Every sampler, the flow too, takes 512 draws per step (``--particles``): at 256 the
 implicit generator's U1 and U3 fits varied 4-20x from seed to seed. Against the flow over three
 seeds the implicit generator is closer on U4 only (``benchmarks/energy.py``, docs/benchmarks.md).
-The AR-DAE whitens each step's draws with maps estimated from fresh draws. From 256 draws
-(cross-fitted halves of the 512 it trains on) those maps jitter by about the bands' width, so
-the score network learned a blurred, too weak score across them (U2, seed 1: 55% of the draws'
-precision across the band reported). Here each map comes from half of 2048 fresh draws
-(``--whitening-samples``, ``ARDAE_ELBO(whitening_samples=...)``), which costs generator passes
-only. Running moments (``--whitening-momentum 0.9``, see ``ScoreEstimator.update``) remove the
-blur too, but their lag made the three-seed fits worse (docs/benchmarks.md), so they are off.
+The AR-DAE whitens each step's draws with maps from cross-fitted halves of the 512 it trains
+on. Those maps jitter by about the bands' width, so the score network learns a blurred, too
+weak score across them (U2, seed 1: 55% of the draws' precision across the band reported).
+Both ways to remove the jitter fix U2 and cost elsewhere (docs/benchmarks.md): maps from 2048
+fresh draws (``--whitening-samples 2048``) took U2 from 0.039 to 0.009 over three seeds but
+made U1, U3 and U4 worse; running moments (``--whitening-momentum 0.9``) made every target
+worse. Both are off by default.
 
 Each fit is scored by the energy distance between its draws and exact draws of the target
 (fine-grid inverse-CDF sampling); a figure shows the density and the draws of each method.
@@ -155,7 +155,7 @@ def make(
     score_steps: int = 2,
     fourier_features: int = 64,
     whitening_momentum: float = 0.0,
-    whitening_samples: int | None = 2048,
+    whitening_samples: int | None = None,
 ):
     """(guide, loss) of a sampler; the implicit ones take ``score_steps`` AR-DAE steps per
     generator step (2, as the paper did here) with ``fourier_features`` random Fourier
@@ -306,8 +306,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--whitening-samples",
         type=int,
-        default=2048,
-        help="AR-DAE's fresh draws per step for its whitening maps (it trains on 512 of them)",
+        default=None,
+        help="AR-DAE's fresh draws per step for its whitening maps (default: the 512 it trains on)",
     )
     p.add_argument("--num-samples", type=int, default=5000, help="draws scored per method")
     p.add_argument("--seed", type=int, default=0)
