@@ -74,7 +74,8 @@ def main() -> dict:
                 str(args.whitening_momentum),
                 *(
                     ["--whitening-samples", str(args.whitening_samples)]
-                    * bool(args.whitening_samples)
+                    if args.whitening_samples
+                    else []
                 ),
                 "--seed",
                 str(seed),
@@ -117,6 +118,7 @@ def main() -> dict:
         "score_steps": args.score_steps,
         "fourier_features": args.fourier_features,
         "whitening_momentum": args.whitening_momentum,
+        "whitening_samples": args.whitening_samples,
         "metric": "energy distance to 5000 exact draws, coordinates / exact sd",
         "seeds": args.seeds,
         **{k: round(v, 4) for k, v in out.items()},

@@ -70,7 +70,11 @@ def on_sampler(args: argparse.Namespace, steps: int) -> dict:
             str(args.fourier_features),
             "--whitening-momentum",
             str(args.whitening_momentum),
-            *(["--whitening-samples", str(args.whitening_samples)] * bool(args.whitening_samples)),
+            *(
+                ["--whitening-samples", str(args.whitening_samples)]
+                if args.whitening_samples
+                else []
+            ),
             "--seed",
             str(args.seed),
             "--threads",
@@ -158,6 +162,7 @@ def main() -> dict:
         "steps": steps,
         "fourier_features": args.fourier_features,
         "whitening_momentum": args.whitening_momentum,
+        "whitening_samples": args.whitening_samples,
         "seed": args.seed,
         **(on_sampler if args.on == "sampler" else on_exact)(args, steps),
         **provenance(),

@@ -160,7 +160,7 @@ def make(
     """(guide, loss) of a sampler; the implicit ones take ``score_steps`` AR-DAE steps per
     generator step (2, as the paper did here) with ``fourier_features`` random Fourier
     features in their score networks, whitened with running moments of momentum
-    ``whitening_momentum``."""
+    ``whitening_momentum`` or per-step maps from ``whitening_samples`` fresh draws."""
     vec = {"num_particles": particles, "vectorize_particles": particles > 1}
     ardae = ARDAE_ELBO(
         **vec,
