@@ -7,15 +7,19 @@ Trace_ELBO), same steps, particles, optimiser and annealing. Metric: energy dist
 coordinates divided by the exact draws' sd) between 5000 draws of each sampler and 5000 exact
 draws (fine-grid inverse CDF, tested in tests/test_energy_fitting.py).
 ``ardae_wins`` = number of targets where the implicit sampler is closer than the flow
-(bar: >= 3 in the full run). With several ``--seeds`` every fit is repeated per seed, the
-distances are averaged over seeds (the per-seed values are kept) and the wins are counted on
-the means; ``ardae_wins_per_seed`` counts them seed by seed. ``--out`` names the first seed's
-figure; the others are saved beside it as ``<name>_seed<N>.png``.
+(bar: >= 3 in the full run). With ``--ema D`` every sampler draws from a moving average of its
+parameters (``examples/energy_fitting.py``); the flow is then also scored at its last iterate
+(``*_iaf_edist_last``) and the wins count against the better of its two. With several
+``--seeds`` every fit is repeated per seed, the distances are averaged over seeds (the per-seed
+values are kept) and the wins are counted on the means; ``ardae_wins_per_seed`` counts them
+seed by seed. ``--out`` names the first seed's figure; the others are saved beside it as
+``<name>_seed<N>.png``.
 
     python benchmarks/energy.py --quick                # one target, 1000 steps
     python benchmarks/energy.py                        # U1-U4, 10000 steps
     python benchmarks/energy.py --seeds 0 1 2          # the same, three seeds
     python benchmarks/energy.py --seeds 0 1 2 --workers 2 --threads 1  # two seeds at a time
+    python benchmarks/energy.py --targets U1,U3 --methods implicit,iaf   # a part of it
 """
 
 from __future__ import annotations
@@ -46,6 +50,11 @@ def main() -> dict:
     parser.add_argument(
         "--whitening-samples", type=int, default=None, help="AR-DAE's draws per step for its maps"
     )
+    parser.add_argument("--ema", type=float, default=0.0, help="parameter average (0: none)")
+    parser.add_argument("--targets", default=None, help="U1,U2,U3,U4 (quick: U1)")
+    parser.add_argument(
+        "--methods", default="implicit,hierarchical,iaf", help="samplers, iaf among them"
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--threads", type=int, default=2, help="torch threads per process")
     parser.add_argument("--workers", type=int, default=1, help="processes, seeds split among them")
@@ -55,13 +64,20 @@ def main() -> dict:
         parser.error(f"--workers: expected a positive integer, got {args.workers}")
     torch.set_num_threads(args.threads)
     steps = args.steps or (1000 if args.quick else 10_000)
-    targets = "U1" if args.quick else "U1,U2,U3,U4"
+    targets = args.targets or ("U1" if args.quick else "U1,U2,U3,U4")
+    methods = args.methods.split(",")
+    if "iaf" not in methods:
+        parser.error(f"--methods: expected the baseline 'iaf' among them, got {args.methods}")
 
     def example_args(seed: int, out: str) -> argparse.Namespace:
         return energy_fitting.parser().parse_args(
             [
                 "--targets",
                 targets,
+                "--methods",
+                args.methods,
+                "--ema",
+                str(args.ema),
                 "--steps",
                 str(steps),
                 "--particles",
@@ -108,7 +124,10 @@ def main() -> dict:
     out = {k: sum(run[k] for run in runs) / len(runs) for k in runs[0]}
 
     def wins(run: dict, method: str) -> int:
-        return sum(run[f"{t}_{method}_edist"] < run[f"{t}_iaf_edist"] for t in targets.split(","))
+        def flow(t: str) -> float:  # with --ema, the better of the flow's average and last
+            return min(run[f"{t}_iaf_edist"], run.get(f"{t}_iaf_edist_last", float("inf")))
+
+        return sum(run[f"{t}_{method}_edist"] < flow(t) for t in targets.split(","))
 
     result = {
         "benchmark": "energy",
@@ -119,17 +138,26 @@ def main() -> dict:
         "fourier_features": args.fourier_features,
         "whitening_momentum": args.whitening_momentum,
         "whitening_samples": args.whitening_samples,
+        "ema": args.ema,
+        "methods": args.methods,
         "metric": "energy distance to 5000 exact draws, coordinates / exact sd",
         "seeds": args.seeds,
         **{k: round(v, 4) for k, v in out.items()},
         **{
             f"{k}_per_seed": [round(run[k], 4) for run in runs]
             for k in out
-            if k.endswith("_edist") and len(runs) > 1
+            if "_edist" in k and len(runs) > 1
         },
-        "ardae_wins": wins(out, "implicit"),
-        "hierarchical_wins": wins(out, "hierarchical"),
-        "ardae_wins_per_seed": [wins(run, "implicit") for run in runs],
+        **{
+            key: wins(out, method)
+            for key, method in (("ardae_wins", "implicit"), ("hierarchical_wins", "hierarchical"))
+            if method in methods
+        },
+        **(
+            {"ardae_wins_per_seed": [wins(run, "implicit") for run in runs]}
+            if "implicit" in methods
+            else {}
+        ),
         "wins_bar": 3,
         "wall_seconds": round(time.perf_counter() - start, 1),
         "torch_threads": args.threads,

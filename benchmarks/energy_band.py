@@ -82,7 +82,7 @@ def on_sampler(args: argparse.Namespace, steps: int) -> dict:
             "--no-progress",
         ]
     )
-    guide, loss, seconds = energy_fitting.train("U2", "implicit", example)
+    guide, loss, _, seconds = energy_fitting.train("U2", "implicit", example)
     with torch.no_grad(), pyro.plate("draws", 5000, dim=-1):
         z = guide("U2")["z"].reshape(-1, 2)
     (estimator,) = loss.estimators.values()

@@ -36,6 +36,8 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyro
@@ -187,6 +189,62 @@ def make(
     raise ValueError(f"expected a method in ('implicit', 'hierarchical', 'iaf'), got {method!r}")
 
 
+class ParameterEMA:
+    r"""Exponential moving average of a module's parameters (Polyak-Ruppert averaging with
+    exponential weights): after every step, :math:`\bar\theta \leftarrow d \bar\theta +
+    (1 - d) \theta`, starting from the first iterate; a parameter that first appears later
+    (a lazily built autoguide) starts then.
+
+    A sampler trained by stochastic gradients keeps moving at the end of a run: the implicit
+    generator's U1 fit moves between energy distances of 0.005 and 0.027 from one 1000-step
+    checkpoint to the next (seed 1). Averaging over the last ``1 / (1 - d)`` steps or so
+    removes that wander and keeps the drift the steps have in common.
+
+    Example:
+        >>> layer = nn.Linear(1, 1)
+        >>> ema = ParameterEMA(layer, decay=0.5)
+        >>> for w in (0.0, 1.0):
+        ...     _ = layer.weight.data.fill_(w)
+        ...     ema.update()
+        >>> with ema.applied():
+        ...     layer.weight.item()
+        0.5
+        >>> layer.weight.item()
+        1.0
+    """
+
+    def __init__(self, module: nn.Module, decay: float) -> None:
+        if not 0 < decay < 1:
+            raise ValueError(f"ParameterEMA: expected 0 < decay < 1, got {decay}")
+        self.module = module
+        self.decay = decay
+        self.average: dict[str, Tensor] = {}
+
+    @torch.no_grad()
+    def update(self) -> None:
+        """Fold the module's current parameters into the average."""
+        for name, value in self.module.named_parameters():
+            if name in self.average:
+                self.average[name].lerp_(value, 1 - self.decay)
+            else:
+                self.average[name] = value.detach().clone()
+
+    @contextmanager
+    def applied(self) -> Iterator[None]:
+        """Within the block the module holds the averaged parameters; after it, its own."""
+        params = dict(self.module.named_parameters())
+        saved = {name: params[name].detach().clone() for name in self.average}
+        with torch.no_grad():
+            for name, value in self.average.items():
+                params[name].copy_(value)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for name, value in saved.items():
+                    params[name].copy_(value)
+
+
 def reference(target: str, n: int) -> Tensor:
     """The fixed exact sample every fit of ``target`` is scored against, whichever targets a
     run fits."""
@@ -194,8 +252,11 @@ def reference(target: str, n: int) -> Tensor:
     return exact_samples(target, n, torch.Generator().manual_seed(seed))
 
 
-def train(target: str, method: str, args: argparse.Namespace) -> tuple[nn.Module, ELBO, float]:
-    """(guide, loss, seconds): one sampler trained on ``target`` with ``args``' settings."""
+def train(
+    target: str, method: str, args: argparse.Namespace
+) -> tuple[nn.Module, ELBO, ParameterEMA | None, float]:
+    """(guide, loss, the guide's parameter average or None, seconds): one sampler trained
+    on ``target`` with ``args``' settings."""
     pyro.clear_param_store()
     pyro.set_rng_seed(args.seed)
     guide, loss = make(
@@ -211,23 +272,35 @@ def train(target: str, method: str, args: argparse.Namespace) -> tuple[nn.Module
         {"lr": args.lr, "betas": (0.5, 0.999), "lrd": 0.1 ** (1 / args.steps)}
     )
     svi = SVI(model, guide, optim, loss)
+    ema = ParameterEMA(guide, args.ema) if args.ema else None
     anneal = max(1, int(args.anneal * args.steps))
     start = time.perf_counter()
     bar = tqdm(range(args.steps), desc=f"{target} {method}", disable=not args.progress)
     for step in bar:
         beta = min(1.0, 0.01 + 0.99 * step / anneal)
         value = svi.step(target, beta)
+        if ema is not None:
+            ema.update()
         if step % 100 == 0:
             bar.set_postfix(value=f"{value:.3f}", beta=f"{beta:.2f}")
-    return guide, loss, time.perf_counter() - start
+    return guide, loss, ema, time.perf_counter() - start
 
 
-def fit(target: str, method: str, args: argparse.Namespace) -> tuple[Tensor, float]:
-    """``args.num_samples`` draws of a trained sampler, and its training time."""
-    guide, _, seconds = train(target, method, args)
-    with torch.no_grad(), pyro.plate("draws", args.num_samples, dim=-1):
-        z = guide(target)["z"]
-    return z.reshape(-1, 2), seconds
+def fit(target: str, method: str, args: argparse.Namespace) -> dict[str, Tensor | float]:
+    """A trained sampler's ``args.num_samples`` draws (``"draws"``; from the averaged
+    parameters with ``--ema``, and then also ``"last"``, from the last iterate) and its
+    training time (``"seconds"``)."""
+    guide, _, ema, seconds = train(target, method, args)
+
+    def draws() -> Tensor:
+        with torch.no_grad(), pyro.plate("draws", args.num_samples, dim=-1):
+            return guide(target)["z"].reshape(-1, 2)
+
+    if ema is None:
+        return {"draws": draws(), "seconds": seconds}
+    last = draws()
+    with ema.applied():
+        return {"draws": draws(), "last": last, "seconds": seconds}
 
 
 def figure(path: Path, results: dict, exact: dict) -> None:
@@ -267,6 +340,8 @@ def main(args: argparse.Namespace) -> dict[str, float]:
     unknown = [t for t in targets if t not in TARGETS]
     if unknown:
         raise ValueError(f"--targets: expected names in {list(TARGETS)}, got {unknown}")
+    if not 0 <= args.ema < 1:
+        raise ValueError(f"--ema: expected a decay in [0, 1), got {args.ema}")
     results: dict[str, dict] = {}
     exact: dict[str, Tensor] = {}
     out: dict[str, float] = {}
@@ -274,12 +349,17 @@ def main(args: argparse.Namespace) -> dict[str, float]:
         exact[target] = reference(target, args.num_samples)
         results[target] = {}
         for method in methods:
-            draws, seconds = fit(target, method, args)
-            edist = energy_distance(draws, exact[target])
-            results[target][method] = {"draws": draws, "edist": edist}
+            fitted = fit(target, method, args)
+            edist = energy_distance(fitted["draws"], exact[target])
+            results[target][method] = {"draws": fitted["draws"], "edist": edist}
             out[f"{target}_{method}_edist"] = edist
-            out[f"{target}_{method}_seconds"] = seconds
-            print(f"{target} {method:>12s}: energy distance {edist:.4f} ({seconds:.0f} s)")
+            line = f"{target} {method:>12s}: energy distance {edist:.4f}"
+            if "last" in fitted:
+                last = energy_distance(fitted["last"], exact[target])
+                out[f"{target}_{method}_edist_last"] = last
+                line += f" (last iterate {last:.4f})"
+            out[f"{target}_{method}_seconds"] = fitted["seconds"]
+            print(f"{line} ({fitted['seconds']:.0f} s)")
     if args.out:
         figure(Path(args.out), results, exact)
         print(f"saved {args.out}")
@@ -308,6 +388,12 @@ def parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="AR-DAE's fresh draws per step for its whitening maps (default: the 512 it trains on)",
+    )
+    p.add_argument(
+        "--ema",
+        type=float,
+        default=0.0,
+        help="decay of a moving average of each sampler's parameters to draw from (0: none)",
     )
     p.add_argument("--num-samples", type=int, default=5000, help="draws scored per method")
     p.add_argument("--seed", type=int, default=0)

@@ -54,3 +54,37 @@ def test_unknown_target_is_refused_before_fitting():
     args = ef.parser().parse_args(["--targets", "U1,U9", "--steps", "1", "--out", ""])
     with pytest.raises(ValueError, match=r"--targets: expected names in .*'U9'"):
         ef.main(args)
+
+
+def test_parameter_ema_is_the_exponentially_weighted_mean_and_restores():
+    layer = torch.nn.Linear(2, 1)
+    ema = ef.ParameterEMA(layer, decay=0.9)
+    values = [3.0, -1.0, 4.0, 1.5]
+    for v in values:
+        layer.weight.data.fill_(v)
+        ema.update()
+    # started at the first iterate: d^(n-1) x_1 + sum_{k>=2} (1 - d) d^(n-k) x_k
+    d, n = 0.9, len(values)
+    expected = d ** (n - 1) * values[0]
+    expected += sum((1 - d) * d ** (n - k) * values[k - 1] for k in range(2, n + 1))
+    with ema.applied():
+        assert torch.allclose(layer.weight, torch.full((1, 2), expected))
+    assert torch.equal(layer.weight, torch.full((1, 2), values[-1]))
+    with pytest.raises(RuntimeError), ema.applied():  # restored when the block raises too
+        raise RuntimeError
+    assert torch.equal(layer.weight, torch.full((1, 2), values[-1]))
+    with pytest.raises(ValueError, match=r"expected 0 < decay < 1, got 1.0"):
+        ef.ParameterEMA(layer, decay=1.0)
+
+
+def test_ema_run_reports_the_last_iterate_too():
+    args = ef.parser().parse_args(
+        ["--targets", "U1", "--methods", "implicit,iaf", "--steps", "5", "--particles", "16",
+         "--num-samples", "100", "--ema", "0.5", "--no-progress", "--out", ""]
+    )  # fmt: skip
+    out = ef.main(args)
+    for method in ("implicit", "iaf"):
+        assert math.isfinite(out[f"U1_{method}_edist"])
+        assert math.isfinite(out[f"U1_{method}_edist_last"])
+    with pytest.raises(ValueError, match=r"--ema: expected a decay in \[0, 1\), got 1.5"):
+        ef.main(ef.parser().parse_args(["--ema", "1.5", "--out", ""]))
