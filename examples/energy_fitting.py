@@ -30,10 +30,9 @@ worse. Both are off by default.
 (``ParameterEMA``, decay ``D`` per step) and also scores its last iterate. The samplers keep
 wandering at the end of a run: the implicit generator's U1 fit (seed 1) scored 0.007, 0.027
 and 0.014 at steps 6000, 8000 and 10,000. Averaging with D = 0.995 (about the last 200
-steps) took its last-step distance from 0.0046 to 0.0026 (U1, seed 1) and from 0.0036 to
-0.0007 (U3, seed 0), while the flow's U3 seed 0 went from 0.0046 to 0.0079 (its 1000-step
-checkpoints move too, 0.005-0.012, but its average is no closer; docs/benchmarks.md). The
-energy benchmark counts the implicit generator's wins against the better of the flow's two.
+steps), over three seeds: the implicit generator's U1 went from 0.0157 to 0.0024 (the flow:
+0.0038 at its last iterate, 0.0040 averaged), its U3 stayed at 0.0060 (flow 0.0032); the
+energy benchmark counts wins against the better of the flow's two (docs/benchmarks.md).
 Off by default.
 
 Each fit is scored by the energy distance between its draws and exact draws of the target
