@@ -100,6 +100,7 @@ def u4(z: Tensor) -> Tensor:
 
 
 TARGETS = {"U1": u1, "U2": u2, "U3": u3, "U4": u4}
+METHODS = ("implicit", "hierarchical", "iaf")
 
 
 def wall(z: Tensor) -> Tensor:
@@ -195,7 +196,7 @@ def make(
     if method == "iaf":
         guide = AutoIAFNormal(model, hidden_dim=[256, 256], num_transforms=4)
         return guide, Trace_ELBO(**vec)
-    raise ValueError(f"expected a method in ('implicit', 'hierarchical', 'iaf'), got {method!r}")
+    raise ValueError(f"expected a method in {METHODS}, got {method!r}")
 
 
 class ParameterEMA:
@@ -349,6 +350,9 @@ def main(args: argparse.Namespace) -> dict[str, float]:
     unknown = [t for t in targets if t not in TARGETS]
     if unknown:
         raise ValueError(f"--targets: expected names in {list(TARGETS)}, got {unknown}")
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"--methods: expected names in {list(METHODS)}, got {unknown}")
     if not 0 <= args.ema < 1:
         raise ValueError(f"--ema: expected a decay in [0, 1), got {args.ema}")
     results: dict[str, dict] = {}

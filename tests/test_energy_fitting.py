@@ -54,6 +54,9 @@ def test_unknown_target_is_refused_before_fitting():
     args = ef.parser().parse_args(["--targets", "U1,U9", "--steps", "1", "--out", ""])
     with pytest.raises(ValueError, match=r"--targets: expected names in .*'U9'"):
         ef.main(args)
+    args = ef.parser().parse_args(["--methods", "implicit,flow", "--steps", "1", "--out", ""])
+    with pytest.raises(ValueError, match=r"--methods: expected names in .*'flow'"):
+        ef.main(args)
 
 
 def test_parameter_ema_is_the_exponentially_weighted_mean_and_restores():
