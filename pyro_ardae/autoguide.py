@@ -42,6 +42,7 @@ class Generator(nn.Module):
             self.linear.weight.zero_()
             self.linear.weight[:, :dim].copy_(init_scale * torch.eye(dim))
         self.h = mlp(noise_dim, hidden, dim, activation)
+        self.to(init_loc)  # the model's device and dtype (CUDA when its tensors are)
 
     def forward(self, noise: Tensor) -> Tensor:
         return self.loc + self.linear(noise) + self.h(noise)

@@ -211,6 +211,20 @@ def test_float64():
     assert next(est.parameters()).dtype == torch.float64
 
 
+def test_generator_follows_the_models_dtype():
+    # the default dtype stays float32: the layers must still follow the model's float64 values
+    x = torch.randn(10, dtype=torch.float64)
+
+    def model(x):
+        mu = pyro.sample("mu", dist.Normal(torch.tensor(0.0, dtype=torch.float64), 1.0))
+        with pyro.plate("data", len(x)):
+            pyro.sample("obs", dist.Normal(mu, 1.0), obs=x)
+
+    guide = AutoImplicitGuide(model, hidden=(8,), score_hidden=(8,))
+    fit(model, guide, (x,), steps=5)
+    assert {p.dtype for p in guide.generator.parameters()} == {torch.float64}
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda():
     x = torch.randn(10, device="cuda")
