@@ -5,8 +5,8 @@ in both backends, with the same settings: AutoImplicitGuide with default archite
 ARDAE_ELBO(num_particles=8) (vectorised) with default score settings, Adam(5e-3). NumPyro
 AutoNormal + Trace_ELBO is timed for reference. NumPyro runs ``SVI.update`` under ``jit``
 and ``lax.scan``, as ``svi.run(..., progress_bar=False)`` does; compile time is excluded
-from the rates and reported separately. Each method's block length is calibrated to a few
-seconds' worth of steps (a power of two, compiled before timing); blocks are interleaved
+from the rates and reported separately. Each method's block length is calibrated to about 1.5 s
+of steps (0.5 s with ``--quick``; a power of two, compiled before timing); blocks are interleaved
 across methods and the rate is the median over blocks.
 
 ``--devices cpu cuda`` runs every method on each device in the same process (Pyro with its
