@@ -9,7 +9,8 @@ draws (fine-grid inverse CDF, tested in tests/test_energy_fitting.py).
 ``ardae_wins`` = number of targets where the implicit sampler is closer than the flow
 (bar: >= 3 in the full run). With ``--ema D`` every sampler draws from a moving average of its
 parameters (``examples/energy_fitting.py``); the flow is then also scored at its last iterate
-(``*_iaf_edist_last``) and the wins count against the better of its two. With several
+(``*_iaf_edist_last``) and the wins count against the better of its two; ``--pool K`` does the
+same with draws from a mixture of each sampler's iterates over the last K steps. With several
 ``--seeds`` every fit is repeated per seed, the distances are averaged over seeds (the per-seed
 values are kept) and the wins are counted on the means; ``ardae_wins_per_seed`` counts them
 seed by seed. ``--out`` names the first seed's figure; the others are saved beside it as
@@ -51,6 +52,7 @@ def main() -> dict:
         "--whitening-samples", type=int, default=None, help="AR-DAE's draws per step for its maps"
     )
     parser.add_argument("--ema", type=float, default=0.0, help="parameter average (0: none)")
+    parser.add_argument("--pool", type=int, default=0, help="iterates mixed, last steps (0: none)")
     parser.add_argument("--targets", default=None, help="U1,U2,U3,U4 (quick: U1)")
     parser.add_argument(
         "--methods", default="implicit,hierarchical,iaf", help="samplers, iaf among them"
@@ -78,6 +80,8 @@ def main() -> dict:
                 args.methods,
                 "--ema",
                 str(args.ema),
+                "--pool",
+                str(args.pool),
                 "--steps",
                 str(steps),
                 "--particles",
@@ -124,7 +128,7 @@ def main() -> dict:
     out = {k: sum(run[k] for run in runs) / len(runs) for k in runs[0]}
 
     def wins(run: dict, method: str) -> int:
-        def flow(t: str) -> float:  # with --ema, the better of the flow's average and last
+        def flow(t: str) -> float:  # with --ema/--pool, the better of the flow's two
             return min(run[f"{t}_iaf_edist"], run.get(f"{t}_iaf_edist_last", float("inf")))
 
         return sum(run[f"{t}_{method}_edist"] < flow(t) for t in targets.split(","))
@@ -139,6 +143,7 @@ def main() -> dict:
         "whitening_momentum": args.whitening_momentum,
         "whitening_samples": args.whitening_samples,
         "ema": args.ema,
+        "pool": args.pool,
         "methods": args.methods,
         "metric": "energy distance to 5000 exact draws, coordinates / exact sd",
         "seeds": args.seeds,

@@ -34,7 +34,9 @@ steps), over three seeds: the implicit generator's U1 went from 0.0157 to 0.0024
 0.0038 at its last iterate, 0.0040 averaged), its U3 stayed at 0.0060 (flow 0.0032) and
 its U4 went from 0.0050 to 0.0072 (flow 0.0060 averaged); the energy benchmark counts wins
 against the better of the flow's two (docs/benchmarks.md). Off by default: it helps U1 and
-costs U4.
+costs U4. ``--pool K`` averages draws instead of parameters: the scored draws come from 10
+iterates evenly spread over the last ``K`` steps, a uniform mixture of them
+(``IterateMixture``), and the last iterate is scored too.
 
 Each fit is scored by the energy distance between its draws and exact draws of the target
 (fine-grid inverse-CDF sampling); a figure shows the density and the draws of each method.
@@ -46,7 +48,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -62,6 +64,7 @@ from tqdm import tqdm
 from pyro_ardae import ARDAE_ELBO, AutoImplicitGuide, ImplicitGuide, energy_distance
 
 WALL = 6.0
+SNAPSHOTS = 10  # iterates an IterateMixture draws from
 
 
 def _w1(z: Tensor) -> Tensor:
@@ -256,6 +259,79 @@ class ParameterEMA:
                     params[name].copy_(value)
 
 
+class IterateMixture:
+    r"""Draws from a uniform mixture of a sampler's iterates over the last ``window`` of
+    ``steps`` training steps: at ``snapshots`` steps evenly spread over the window it takes
+    ``num_samples // snapshots`` draws (the earliest also the remainder), and
+    :meth:`draws` returns them all.
+
+    The mixture :math:`\bar q = \frac1m \sum_t q_t` of the iterates is at least as good a
+    variational distribution as the iterates on average: the cross-entropy term is linear in
+    :math:`q` and the entropy concave, so :math:`\mathrm{ELBO}(\bar q) \ge \frac1m \sum_t
+    \mathrm{ELBO}(q_t)`. An average of a generator's parameters has no such bound (the
+    generator is not linear in them); where the iterates move mass between a target's
+    branches, their mixture keeps each branch's mass at its average.
+
+    Example:
+        >>> counter = iter(range(10))
+        >>> mix = IterateMixture(lambda n: torch.full((n, 1), float(next(counter))),
+        ...                      steps=6, window=4, num_samples=5, snapshots=2)
+        >>> for _ in range(6):
+        ...     mix.update()
+        >>> mix.draws().flatten().tolist()
+        [0.0, 0.0, 0.0, 1.0, 1.0]
+    """
+
+    def __init__(
+        self,
+        sample: Callable[[int], Tensor],
+        steps: int,
+        window: int,
+        num_samples: int,
+        snapshots: int = SNAPSHOTS,
+    ) -> None:
+        if not 1 <= snapshots <= window <= steps:
+            raise ValueError(
+                f"IterateMixture: expected 1 <= snapshots <= window <= steps, got snapshots="
+                f"{snapshots}, window={window}, steps={steps}"
+            )
+        if num_samples < snapshots:
+            raise ValueError(
+                f"IterateMixture: expected num_samples >= snapshots ({snapshots}), got "
+                f"{num_samples}"
+            )
+        self.sample = sample
+        # after step s (counted from 1) for s in the window's last step and evenly before it
+        last = [steps - (i * window) // snapshots for i in range(snapshots)]
+        share = [num_samples // snapshots] * snapshots
+        share[-1] += num_samples - sum(share)  # the earliest snapshot takes the remainder
+        self.schedule = dict(zip(last, share, strict=True))
+        self.step = 0
+        self.pool: list[Tensor] = []
+
+    @torch.no_grad()
+    def update(self) -> None:
+        """Count a step; at a snapshot, draw from the sampler as it is now."""
+        self.step += 1
+        if self.step in self.schedule:
+            self.pool.append(self.sample(self.schedule[self.step]))
+
+    def draws(self) -> Tensor:
+        """The pooled draws, earliest snapshot first."""
+        if len(self.pool) != len(self.schedule):
+            raise RuntimeError(
+                f"IterateMixture: {len(self.pool)} of {len(self.schedule)} snapshots taken "
+                f"after {self.step} steps"
+            )
+        return torch.cat(self.pool)
+
+
+def sample(guide: nn.Module, target: str, n: int) -> Tensor:
+    """``n`` draws of ``z`` from a guide of the ``target`` model, shape ``(n, 2)``."""
+    with torch.no_grad(), pyro.plate("draws", n, dim=-1):
+        return guide(target)["z"].reshape(-1, 2)
+
+
 def reference(target: str, n: int) -> Tensor:
     """The fixed exact sample every fit of ``target`` is scored against, whichever targets a
     run fits."""
@@ -265,9 +341,10 @@ def reference(target: str, n: int) -> Tensor:
 
 def train(
     target: str, method: str, args: argparse.Namespace
-) -> tuple[nn.Module, ELBO, ParameterEMA | None, float]:
-    """(guide, loss, the guide's parameter average or None, seconds): one sampler trained
-    on ``target`` with ``args``' settings."""
+) -> tuple[nn.Module, ELBO, ParameterEMA | IterateMixture | None, float]:
+    """(guide, loss, the guide's parameter average (``--ema``) or iterate mixture
+    (``--pool``) or None, seconds): one sampler trained on ``target`` with ``args``'
+    settings."""
     pyro.clear_param_store()
     pyro.set_rng_seed(args.seed)
     guide, loss = make(
@@ -283,35 +360,38 @@ def train(
         {"lr": args.lr, "betas": (0.5, 0.999), "lrd": 0.1 ** (1 / args.steps)}
     )
     svi = SVI(model, guide, optim, loss)
-    ema = ParameterEMA(guide, args.ema) if args.ema else None
+    average: ParameterEMA | IterateMixture | None = None
+    if args.ema:
+        average = ParameterEMA(guide, args.ema)
+    elif args.pool:
+        average = IterateMixture(
+            lambda n: sample(guide, target, n), args.steps, args.pool, args.num_samples
+        )
     anneal = max(1, int(args.anneal * args.steps))
     start = time.perf_counter()
     bar = tqdm(range(args.steps), desc=f"{target} {method}", disable=not args.progress)
     for step in bar:
         beta = min(1.0, 0.01 + 0.99 * step / anneal)
         value = svi.step(target, beta)
-        if ema is not None:
-            ema.update()
+        if average is not None:
+            average.update()
         if step % 100 == 0:
             bar.set_postfix(value=f"{value:.3f}", beta=f"{beta:.2f}")
-    return guide, loss, ema, time.perf_counter() - start
+    return guide, loss, average, time.perf_counter() - start
 
 
 def fit(target: str, method: str, args: argparse.Namespace) -> dict[str, Tensor | float]:
     """A trained sampler's ``args.num_samples`` draws (``"draws"``; from the averaged
-    parameters with ``--ema``, and then also ``"last"``, from the last iterate) and its
-    training time (``"seconds"``)."""
-    guide, _, ema, seconds = train(target, method, args)
-
-    def draws() -> Tensor:
-        with torch.no_grad(), pyro.plate("draws", args.num_samples, dim=-1):
-            return guide(target)["z"].reshape(-1, 2)
-
-    if ema is None:
-        return {"draws": draws(), "seconds": seconds}
-    last = draws()
-    with ema.applied():
-        return {"draws": draws(), "last": last, "seconds": seconds}
+    parameters with ``--ema`` or the iterate mixture with ``--pool``, and then also
+    ``"last"``, from the last iterate) and its training time (``"seconds"``)."""
+    guide, _, average, seconds = train(target, method, args)
+    last = sample(guide, target, args.num_samples)
+    if average is None:
+        return {"draws": last, "seconds": seconds}
+    if isinstance(average, IterateMixture):
+        return {"draws": average.draws(), "last": last, "seconds": seconds}
+    with average.applied():
+        return {"draws": sample(guide, target, args.num_samples), "last": last, "seconds": seconds}
 
 
 def figure(path: Path, results: dict, exact: dict) -> None:
@@ -356,6 +436,12 @@ def main(args: argparse.Namespace) -> dict[str, float]:
         raise ValueError(f"--methods: expected names in {list(METHODS)}, got {unknown}")
     if not 0 <= args.ema < 1:
         raise ValueError(f"--ema: expected a decay in [0, 1), got {args.ema}")
+    if args.pool and not SNAPSHOTS <= args.pool <= args.steps:
+        raise ValueError(
+            f"--pool: expected 0 or {SNAPSHOTS} to --steps ({args.steps}) steps, got {args.pool}"
+        )
+    if args.pool and args.ema:
+        raise ValueError(f"expected one of --ema and --pool, got both ({args.ema}, {args.pool})")
     results: dict[str, dict] = {}
     exact: dict[str, Tensor] = {}
     out: dict[str, float] = {}
@@ -408,6 +494,12 @@ def parser() -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         help="decay of a moving average of each sampler's parameters to draw from (0: none)",
+    )
+    p.add_argument(
+        "--pool",
+        type=int,
+        default=0,
+        help="draw from a mixture of the iterates over the last POOL steps (0: the last one)",
     )
     p.add_argument("--num-samples", type=int, default=5000, help="draws scored per method")
     p.add_argument("--seed", type=int, default=0)

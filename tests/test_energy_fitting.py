@@ -80,14 +80,52 @@ def test_parameter_ema_is_the_exponentially_weighted_mean_and_restores():
         ef.ParameterEMA(layer, decay=1.0)
 
 
-def test_ema_run_reports_the_last_iterate_too():
+def test_iterate_mixture_pools_draws_of_the_last_iterates():
+    iterate = iter(range(100))
+    state = {"now": -1}
+
+    def sample(n):  # each draw records the iterate it came from
+        return torch.full((n, 2), float(state["now"]))
+
+    mix = ef.IterateMixture(sample, steps=100, window=40, num_samples=103, snapshots=4)
+    for _ in range(100):
+        state["now"] = next(iterate)  # the parameters after step k + 1
+        mix.update()
+    z = mix.draws()
+    assert z.shape == (103, 2)
+    # snapshots after steps 70, 80, 90, 100 (iterates 69..99), 25 draws each, 3 more first
+    values, counts = z[:, 0].unique(return_counts=True)
+    assert values.tolist() == [69.0, 79.0, 89.0, 99.0]
+    assert counts.tolist() == [28, 25, 25, 25]
+    with pytest.raises(RuntimeError, match="0 of 4 snapshots taken after 0 steps"):
+        ef.IterateMixture(sample, steps=100, window=40, num_samples=103, snapshots=4).draws()
+    with pytest.raises(ValueError, match="snapshots <= window <= steps, got snapshots=4, wind"):
+        ef.IterateMixture(sample, steps=10, window=20, num_samples=100, snapshots=4)
+    with pytest.raises(ValueError, match=r"num_samples >= snapshots \(4\), got 3"):
+        ef.IterateMixture(sample, steps=10, window=8, num_samples=3, snapshots=4)
+
+
+@pytest.mark.parametrize("average", [["--ema", "0.5"], ["--pool", "10"]])
+def test_averaged_run_reports_the_last_iterate_too(average):
     args = ef.parser().parse_args(
-        ["--targets", "U1", "--methods", "implicit,iaf", "--steps", "5", "--particles", "16",
-         "--num-samples", "100", "--ema", "0.5", "--no-progress", "--out", ""]
+        ["--targets", "U1", "--methods", "implicit,iaf", "--steps", "10", "--particles", "16",
+         "--num-samples", "100", *average, "--no-progress", "--out", ""]
     )  # fmt: skip
     out = ef.main(args)
     for method in ("implicit", "iaf"):
         assert math.isfinite(out[f"U1_{method}_edist"])
         assert math.isfinite(out[f"U1_{method}_edist_last"])
-    with pytest.raises(ValueError, match=r"--ema: expected a decay in \[0, 1\), got 1.5"):
-        ef.main(ef.parser().parse_args(["--ema", "1.5", "--out", ""]))
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--ema", "1.5"], r"--ema: expected a decay in \[0, 1\), got 1.5"),
+        (["--steps", "10", "--pool", "20"], r"expected 0 or 10 to --steps \(10\) steps, got 20"),
+        (["--pool", "5"], r"--pool: expected 0 or 10 to --steps \(5000\) steps, got 5"),
+        (["--ema", "0.9", "--pool", "50"], r"expected one of --ema and --pool, got both"),
+    ],
+)
+def test_bad_averaging_options_are_refused_before_fitting(argv, message):
+    with pytest.raises(ValueError, match=message):
+        ef.main(ef.parser().parse_args([*argv, "--out", ""]))
