@@ -1,21 +1,49 @@
 #!/usr/bin/env bash
-# The checks that need a CUDA GPU, in one go (CI has none): the CUDA tests of both backends,
-# then the NumPyro-against-Pyro step benchmark on CPU and GPU side by side (torch at 1 thread:
-# its fastest for this model on an H200 machine, on the CPU and on CUDA alike).
-# Usage: bash benchmarks/gpu.sh [LOG_DIR]   (logs and the benchmark's JSON go to LOG_DIR)
+# The checks that need a CUDA GPU, in one go (CI has none). Parts, all by default:
+#   numpyro: the CUDA tests of both backends, then the NumPyro-against-Pyro step benchmark on
+#            CPU and GPU side by side (torch at 1 thread: its fastest for this model on an
+#            H200 machine, on the CPU and on CUDA alike);
+#   sac:     the SAC example's CUDA tests, then a short HalfCheetah-v5 run of both policies
+#            (500 updates each, torch at 2 threads as on the 2-core CI machine) on the GPU
+#            and on the CPU, for their updates per second.
+# Usage: bash benchmarks/gpu.sh [LOG_DIR [PART ...]]   (logs and JSON lines go to LOG_DIR)
 set -uo pipefail
 log=${1:-outputs/gpu}
+shift || true
+parts=${*:-numpyro sac}
 mkdir -p "$log"
+log=$(cd "$log" && pwd)
 py=${PYTHON:-python3}
 export PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false ARDAE_TEST_THREADS=4
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$log/gpu.txt"
 "$py" -c "import jax, numpyro, torch, pyro; print(jax.__version__, jax.devices(), \
 numpyro.__version__, torch.__version__, torch.cuda.is_available(), pyro.__version__)" \
     | tee -a "$log/gpu.txt"
-(cd benchmarks && timeout 270 "$py" numpyro_speed.py --devices cpu cuda --threads 1 \
-    --blocks 5) 2>&1 | tee "$log/numpyro_speed.log"
-tail -n 1 "$log/numpyro_speed.log" > "$log/numpyro_speed.json"
-timeout 60 "$py" -m pytest -q -p no:cacheprovider tests/test_inference.py -k cuda 2>&1 \
-    | tee "$log/test_cuda.log"
-timeout 180 "$py" -m pytest -q -p no:cacheprovider tests/test_numpyro.py 2>&1 \
-    | tee "$log/test_numpyro_gpu.log"
+
+numpyro() {
+    (cd benchmarks && timeout 270 "$py" numpyro_speed.py --devices cpu cuda --threads 1 \
+        --blocks 5) 2>&1 | tee "$log/numpyro_speed.log"
+    tail -n 1 "$log/numpyro_speed.log" > "$log/numpyro_speed.json"
+    timeout 60 "$py" -m pytest -q -p no:cacheprovider tests/test_inference.py -k cuda 2>&1 \
+        | tee "$log/test_cuda.log"
+    timeout 180 "$py" -m pytest -q -p no:cacheprovider tests/test_numpyro.py 2>&1 \
+        | tee "$log/test_numpyro_gpu.log"
+}
+
+sac() {
+    timeout 120 "$py" -m pytest -q -p no:cacheprovider tests/test_sac.py -k cuda 2>&1 \
+        | tee "$log/test_sac_cuda.log"
+    for device in cuda cpu; do
+        (cd benchmarks && timeout 240 "$py" sac.py --env HalfCheetah-v5 --steps 1500 \
+            --learning-starts 1000 --eval-episodes 1 --threads 2 --device "$device" \
+            --out-dir "$log/sac_$device") 2>&1 | tee "$log/sac_$device.log"
+        tail -n 1 "$log/sac_$device.log" > "$log/sac_$device.json"
+    done
+}
+
+for part in $parts; do
+    case $part in
+        numpyro | sac) "$part" ;;
+        *) echo "gpu.sh: expected parts among 'numpyro sac', got '$part'" >&2; exit 2 ;;
+    esac
+done

@@ -12,6 +12,7 @@ Bar (the issue's): Pendulum-v1 within 20k steps, both at >= -250.
     python benchmarks/sac.py                               # Pendulum-v1, 20k steps, seed 0
     python benchmarks/sac.py --env HalfCheetah-v5 --steps 100000 --seeds 0 1 2 \
         --checkpoint-dir outputs/sac_hc   # the same command again resumes every run
+    python benchmarks/sac.py --quick --device cuda         # the networks on the GPU
 
 With ``--checkpoint-dir`` each (policy, seed) run checkpoints every 5000 steps and resumes from
 its checkpoint, so a long comparison can be spread over several processes; a finished run
@@ -49,6 +50,7 @@ def main() -> dict:
     parser.add_argument("--score-samples", type=int, default=32, help="AR-DAE draws per state")
     parser.add_argument("--autotune", action="store_true", help="learn alpha, both policies")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--device", default="cpu", help="torch device of the networks")
     parser.add_argument("--out-dir", default="outputs/sac_benchmark", help="CSVs and curves")
     parser.add_argument("--checkpoint-dir", default="", help="checkpoint and resume each run")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=False)
@@ -65,6 +67,7 @@ def main() -> dict:
                 "--total-steps", str(steps), "--learning-starts", str(args.learning_starts),
                 "--eval-every", str(max(1, steps // 4)), "--eval-episodes", str(episodes),
                 "--score-samples", str(args.score_samples), "--threads", str(args.threads),
+                "--device", args.device,
                 "--csv", f"{stem}.csv", "--out", f"{stem}.png",
                 "--progress" if args.progress else "--no-progress",
             ] + (["--autotune"] if args.autotune else [])  # fmt: skip
@@ -75,6 +78,7 @@ def main() -> dict:
             runs[policy].append(out)
             print(json.dumps({"policy": policy, "seed": seed, **out}), flush=True)
     result: dict[str, object] = {"benchmark": "sac", "env": args.env, "steps": steps}
+    result["device"] = args.device
     for policy, outs in runs.items():
         result[f"{policy}_return"] = float(np.mean([o["eval_det_return"] for o in outs]))
         result[f"{policy}_return_stochastic"] = float(

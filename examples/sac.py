@@ -45,8 +45,13 @@ ELBO surrogate (it is a penalty on the generator, not a part of the model):
 actions measured in half-widths of the box. It only acts when the generator's mean squared
 slope falls below ``eta``.
 
+**Device.** ``--device cuda`` builds the networks, the replay batches and every tensor of
+the updates on the GPU (the run executes under ``torch.device``, the default device of
+tensor factories); the environments stay on the CPU and each action crosses over once.
+
     python examples/sac.py --env Pendulum-v1 --policy implicit --total-steps 20000
     python examples/sac.py --env HalfCheetah-v5 --policy gaussian --total-steps 100000
+    python examples/sac.py --env HalfCheetah-v5 --device cuda
 """
 
 from __future__ import annotations
@@ -105,10 +110,14 @@ class ReplayBuffer:
         self.pos = (i + 1) % self.capacity
         self.full = self.full or self.pos == 0
 
-    def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, Tensor]:
+    def sample(
+        self, batch_size: int, rng: np.random.Generator, device: torch.device | None = None
+    ) -> dict[str, Tensor]:
+        """``batch_size`` transitions drawn uniformly with replacement, as tensors on
+        ``device`` (the default device if None)."""
         idx = rng.integers(len(self), size=batch_size)
         names = ("obs", "actions", "rewards", "next_obs", "terminated")
-        return {k: torch.from_numpy(getattr(self, k)[idx]) for k in names}
+        return {k: torch.as_tensor(getattr(self, k)[idx], device=device) for k in names}
 
     def state_dict(self) -> dict:
         n = len(self)
@@ -394,6 +403,14 @@ def check_args(args: argparse.Namespace) -> None:
         )
     if args.resume and not args.checkpoint:
         raise ValueError("sac: --resume needs --checkpoint PATH")
+    try:
+        device = torch.device(args.device)
+    except RuntimeError as e:
+        raise ValueError(
+            f"sac: expected --device like 'cpu' or 'cuda:0', got {args.device!r}"
+        ) from e
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"sac: --device {args.device}: CUDA is not available on this machine")
 
 
 def evaluate(policy, env: gym.Env, episodes: int, deterministic: bool) -> float:
@@ -404,7 +421,7 @@ def evaluate(policy, env: gym.Env, episodes: int, deterministic: bool) -> float:
         done = False
         while not done:
             a = policy.act(torch.as_tensor(obs, dtype=torch.float32)[None], deterministic)[0]
-            obs, reward, terminated, truncated, _ = env.step(a.numpy())
+            obs, reward, terminated, truncated, _ = env.step(a.cpu().numpy())
             total += float(reward)
             done = terminated or truncated
     return total / episodes
@@ -445,8 +462,17 @@ def plot(rows: list[dict], title: str, out: str) -> None:
 
 
 def main(args: argparse.Namespace) -> dict[str, float]:
+    """Train ``args.policy`` on ``args.env``; the final evaluation returns, speeds, collapse
+    warnings and alpha."""
     check_args(args)
     torch.set_num_threads(args.threads)
+    with torch.device(args.device):
+        return train(args)
+
+
+def train(args: argparse.Namespace) -> dict[str, float]:
+    """``main`` after the checks, on the default device."""
+    device = torch.get_default_device()
     env = make_env(args.env, args.seed)
     eval_env = make_env(args.env, args.seed + 10_000)
     pyro.clear_param_store()
@@ -469,7 +495,7 @@ def main(args: argparse.Namespace) -> dict[str, float]:
 
     ckpt = Path(args.checkpoint) if args.checkpoint else None
     if args.resume and ckpt.exists():
-        state = torch.load(ckpt, weights_only=False)
+        state = torch.load(ckpt, map_location=device, weights_only=False)
         saved = (state["args"]["policy"], state["args"]["env"])
         if saved != (args.policy, args.env):
             raise ValueError(
@@ -484,7 +510,9 @@ def main(args: argparse.Namespace) -> dict[str, float]:
         temperature.optimizer.load_state_dict(state["alpha_optimizer"])
         buffer.load_state_dict(state["buffer"])
         rng.bit_generator.state = state["numpy_rng"]
-        torch.set_rng_state(state["torch_rng"])
+        torch.set_rng_state(state["torch_rng"].cpu())
+        if device.type == "cuda" and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"].cpu(), device)
         start, rows = state["step"], state["rows"]
         episode_returns, collapse_warnings = state["episode_returns"], state["collapse_warnings"]
 
@@ -501,6 +529,7 @@ def main(args: argparse.Namespace) -> dict[str, float]:
             "buffer": buffer.state_dict(),
             "numpy_rng": rng.bit_generator.state,
             "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
             "rows": rows,
             "episode_returns": episode_returns,
             "collapse_warnings": collapse_warnings,
@@ -524,7 +553,7 @@ def main(args: argparse.Namespace) -> dict[str, float]:
             action = env.action_space.sample()
         else:
             obs_t = torch.as_tensor(obs, dtype=torch.float32)[None]
-            action = policy.act(obs_t, deterministic=False)[0].numpy()
+            action = policy.act(obs_t, deterministic=False)[0].cpu().numpy()
         next_obs, reward, terminated, truncated, _ = env.step(action)
         buffer.add(obs, action, float(reward), next_obs, terminated)
         episode_return += float(reward)
@@ -537,7 +566,7 @@ def main(args: argparse.Namespace) -> dict[str, float]:
 
         if step >= args.learning_starts:
             u0 = time.perf_counter()
-            batch = buffer.sample(args.batch_size, rng)
+            batch = buffer.sample(args.batch_size, rng, device)
             policy.alpha = temperature.alpha
             next_log_pi = critic_step(batch, policy, critics, targets, q_optimizer, args)
             info = policy.update(batch["obs"], critics)
@@ -634,6 +663,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=int, default=5000, help="steps between saves")
     p.add_argument("--resume", action="store_true", help="continue from --checkpoint if present")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--device", default="cpu", help="torch device of the networks (e.g. cuda)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--csv", default="outputs/sac.csv", help="returns CSV ('' for none)")
     p.add_argument("--out", default="outputs/sac.png", help="learning curve ('' for none)")

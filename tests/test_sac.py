@@ -359,11 +359,33 @@ def test_checkpoint_resumes(tmp_path):
         (["--score-samples", "2"], "--score-samples >= 4"),
         (["--resume"], "--resume needs --checkpoint"),
         (["--target-entropy", "-1"], "--target-entropy together with --autotune"),
+        (["--device", "gpu0"], "expected --device like 'cpu' or 'cuda:0', got 'gpu0'"),
     ],
 )
 def test_bad_input_is_refused_before_training(tmp_path, extra, match):
     with pytest.raises(ValueError, match=match):
         sac.main(tiny_args(tmp_path, "--total-steps", "10", *extra))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message without CUDA")
+def test_cuda_device_without_cuda_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="--device cuda: CUDA is not available"):
+        sac.main(tiny_args(tmp_path, "--device", "cuda"))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("policy", sac.POLICIES)
+def test_runs_on_cuda_and_resumes_on_the_cpu(policy, tmp_path):
+    ckpt = tmp_path / "run.pt"
+    common = ["--policy", policy, "--checkpoint", str(ckpt), "--eval-every", "100"]
+    result = sac.main(tiny_args(tmp_path, *common, "--total-steps", "200", "--device", "cuda"))
+    assert all(math.isfinite(v) for v in result.values())
+    state = torch.load(ckpt, weights_only=False)
+    weights = state["critics"]["q1.0.weight"]
+    assert weights.is_cuda and state["cuda_rng"] is not None
+    sac.main(tiny_args(tmp_path, *common, "--total-steps", "260", "--resume"))
+    resumed = torch.load(ckpt, weights_only=False)
+    assert resumed["step"] == 260 and not resumed["critics"]["q1.0.weight"].is_cuda
 
 
 def test_elbo_estimator_accessor_returns_the_estimator_the_step_trains(tmp_path):
