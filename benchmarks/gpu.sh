@@ -5,12 +5,20 @@
 #            H200 machine, on the CPU and on CUDA alike);
 #   sac:     the SAC example's CUDA tests, then a short HalfCheetah-v5 run of both policies
 #            (500 updates each, torch at 2 threads as on the 2-core CI machine) on the GPU
-#            and on the CPU, for their updates per second.
+#            and on the CPU, for their updates per second;
+#   vae:     the VAE example's CUDA tests, then its benchmark's --quick setting on the GPU and
+#            on the CPU (MNIST from $ARDAE_DATA_DIR, else ../shared/data).
 # Usage: bash benchmarks/gpu.sh [LOG_DIR [PART ...]]   (logs and JSON lines go to LOG_DIR)
 set -uo pipefail
 log=${1:-outputs/gpu}
 shift || true
-parts=${*:-numpyro sac}
+parts=${*:-numpyro sac vae}
+for part in $parts; do
+    case $part in
+        numpyro | sac | vae) ;;
+        *) echo "gpu.sh: expected parts among 'numpyro sac vae', got '$part'" >&2; exit 2 ;;
+    esac
+done
 mkdir -p "$log"
 log=$(cd "$log" && pwd)
 py=${PYTHON:-python3}
@@ -41,9 +49,18 @@ sac() {
     done
 }
 
+vae() {
+    local data
+    data=$(cd "${ARDAE_DATA_DIR:-../shared/data}" && pwd) || return
+    ARDAE_DATA_DIR=$data timeout 240 "$py" -m pytest -q -p no:cacheprovider \
+        tests/test_vae_mnist.py -k cuda 2>&1 | tee "$log/test_vae_cuda.log"
+    for device in cuda cpu; do
+        (cd benchmarks && timeout 240 "$py" vae_mnist.py --quick --threads 2 --device "$device" \
+            --data-dir "$data") 2>&1 | tee "$log/vae_$device.log"
+        tail -n 1 "$log/vae_$device.log" > "$log/vae_$device.json"
+    done
+}
+
 for part in $parts; do
-    case $part in
-        numpyro | sac) "$part" ;;
-        *) echo "gpu.sh: expected parts among 'numpyro sac', got '$part'" >&2; exit 2 ;;
-    esac
+    "$part"
 done

@@ -10,6 +10,7 @@ the ``../shared/data`` the project's tests use).
 
     python benchmarks/vae_mnist.py --quick   # 10k training images, 5 epochs, 1000 test, K=256
     python benchmarks/vae_mnist.py           # 60k, 20 epochs, all 10k test images, K=1024
+    python benchmarks/vae_mnist.py --quick --device cuda
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ def main() -> dict:
     parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="torch device (e.g. cuda)")
     parser.add_argument("--out", default="", help="figure path ('' for none)")
     args = parser.parse_args()
     epochs = args.epochs or (5 if args.quick else 20)
@@ -52,6 +54,8 @@ def main() -> dict:
             str(args.seed),
             "--threads",
             str(args.threads),
+            "--device",
+            args.device,
             "--no-progress",
             "--out",
             args.out,
@@ -61,6 +65,7 @@ def main() -> dict:
     out = {
         "benchmark": "vae_mnist",
         "quick": args.quick,
+        "device": args.device,
         "gaussian_test_ll": result["gaussian_test_ll"],
         "ardae_test_ll": result["implicit_test_ll"],
         "ardae_minus_gaussian": result["implicit_test_ll"] - result["gaussian_test_ll"],

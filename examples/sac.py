@@ -467,10 +467,10 @@ def main(args: argparse.Namespace) -> dict[str, float]:
     check_args(args)
     torch.set_num_threads(args.threads)
     with torch.device(args.device):
-        return train(args)
+        return run(args)
 
 
-def train(args: argparse.Namespace) -> dict[str, float]:
+def run(args: argparse.Namespace) -> dict[str, float]:
     """``main`` after the checks, on the default device."""
     device = torch.get_default_device()
     env = make_env(args.env, args.seed)

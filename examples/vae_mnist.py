@@ -17,8 +17,11 @@ Test log p(x) is estimated by importance sampling with K proposals per image: th
 encoder's own q(z | x), and for the implicit one a full-covariance Gaussian fitted to K of
 its draws (:func:`~pyro_ardae.importance_log_likelihood`). Writes a checkpoint that
 reloads and reproduces the test figure, and a PNG of reconstructions and prior samples.
+``--device cuda`` trains and evaluates on a GPU (the run executes under ``torch.device``);
+the test binarisation is drawn on the CPU, so it is the same on every device.
 
     python examples/vae_mnist.py --epochs 10 --data-dir ../shared/data
+    python examples/vae_mnist.py --epochs 20 --data-dir ../shared/data --device cuda
 """
 
 from __future__ import annotations
@@ -294,7 +297,7 @@ def train(
 def evaluate(vae: VAE, encoder: str, images: Tensor, args: argparse.Namespace) -> float:
     """Mean test log p(x) in nats, one fixed binarisation and seed (reproducible)."""
     generator = torch.Generator().manual_seed(args.seed + 1)
-    x_all = torch.bernoulli(images, generator=generator)
+    x_all = torch.bernoulli(images.cpu(), generator=generator).to(images.device)
     torch.manual_seed(args.seed + 2)
     total = 0.0
     batch = max(1, args.eval_batch)
@@ -312,8 +315,9 @@ def save_checkpoint(path: Path, vae: VAE, args: argparse.Namespace, result: dict
 
 
 def load_checkpoint(path: Path) -> tuple[VAE, dict]:
-    """A VAE with the saved weights, and the saved arguments and results."""
-    saved = torch.load(path, weights_only=False)
+    """A VAE with the saved weights (built on the default device, whichever device saved
+    them), and the saved arguments and results."""
+    saved = torch.load(path, map_location="cpu", weights_only=False)
     pyro.clear_param_store()
     vae = VAE(saved["arch"], tuple(saved["args"]["score_hidden"]))
     vae.load_state_dict(saved["state_dict"])
@@ -336,7 +340,7 @@ def figure(path: Path, vaes: dict[str, VAE], images: Tensor) -> None:
     fig, axes = plt.subplots(len(rows), 10, figsize=(10, 1.1 * len(rows)), squeeze=False)
     for r, (label, imgs) in enumerate(rows):
         for c in range(10):
-            axes[r, c].imshow(imgs[c].reshape(28, 28).numpy(), cmap="gray", vmin=0, vmax=1)
+            axes[r, c].imshow(imgs[c].reshape(28, 28).cpu(), cmap="gray", vmin=0, vmax=1)
             axes[r, c].set_xticks([])
             axes[r, c].set_yticks([])
         axes[r, 0].set_ylabel(label, rotation=0, ha="right", fontsize=8)
@@ -361,11 +365,29 @@ def check_args(args: argparse.Namespace) -> None:
         raise ValueError(
             f"vae_mnist: expected --encoder in {ENCODERS} or 'both', got {args.encoder!r}"
         )
+    try:
+        device = torch.device(args.device)
+    except RuntimeError as e:
+        raise ValueError(
+            f"vae_mnist: expected --device like 'cpu' or 'cuda:0', got {args.device!r}"
+        ) from e
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"vae_mnist: --device {args.device}: CUDA is not available on this machine"
+        )
 
 
 def main(args: argparse.Namespace) -> dict[str, float]:
+    """Train and evaluate ``args.encoder`` (or both); the test log p(x), losses and times."""
     check_args(args)
     torch.set_num_threads(args.threads)
+    with torch.device(args.device):
+        return run(args)
+
+
+def run(args: argparse.Namespace) -> dict[str, float]:
+    """``main`` after the checks, on the default device."""
+    device = torch.get_default_device()
     pyro.set_rng_seed(args.seed)
     train_x, _ = load_mnist(args.data_dir, train=True, download=args.download)
     test_x, _ = load_mnist(args.data_dir, train=False, download=args.download)
@@ -373,6 +395,7 @@ def main(args: argparse.Namespace) -> dict[str, float]:
         train_x = train_x[: args.train_size]
     if args.test_size:
         test_x = test_x[: args.test_size]
+    train_x, test_x = train_x.to(device), test_x.to(device)
     encoders = list(ENCODERS) if args.encoder == "both" else [args.encoder]
     result: dict[str, float] = {}
     vaes = {}
@@ -441,6 +464,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default="", help="folder for vae_<encoder>.pt")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--threads", type=int, default=2, help="torch threads")
+    p.add_argument("--device", default="cpu", help="torch device (e.g. cuda)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no tqdm bar")
     p.add_argument("--out", default="outputs/vae_mnist.png", help="figure path ('' for none)")
     return p

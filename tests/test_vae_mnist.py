@@ -83,12 +83,36 @@ def test_checkpoint_reloads_and_reproduces_the_test_figure(encoder, tmp_path):
         ("--k", "32", r"expected --k > 32"),
         ("--epochs", "0", r"expected --epochs >= 1, got 0"),
         ("--encoder", "flow", r"expected --encoder in \('implicit', 'gaussian'\) or 'both'"),
+        ("--device", "gpu0", r"expected --device like 'cpu' or 'cuda:0', got 'gpu0'"),
     ],
 )
 def test_bad_arguments_fail_before_training(flag, value, match):
     args = vae_mnist.parser().parse_args([*TINY, flag, value])
     with pytest.raises(ValueError, match=match):
         vae_mnist.main(args)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message without CUDA")
+def test_cuda_device_without_cuda_is_refused():
+    args = vae_mnist.parser().parse_args([*TINY, "--device", "cuda"])
+    with pytest.raises(ValueError, match="--device cuda: CUDA is not available"):
+        vae_mnist.main(args)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("encoder", ["implicit", "gaussian"])
+def test_trains_on_cuda_and_reloads_on_either_device(encoder, tmp_path):
+    argv = [*TINY, "--encoder", encoder, "--checkpoint", str(tmp_path), "--device", "cuda"]
+    args = vae_mnist.parser().parse_args(argv)
+    result = vae_mnist.main(args)
+    assert math.isfinite(result[f"{encoder}_test_ll"])
+    vae, _ = vae_mnist.load_checkpoint(tmp_path / f"vae_{encoder}.pt")
+    assert all(not p.is_cuda for p in vae.parameters())
+    test_x, _ = vae_mnist.load_mnist(data_dir(), train=False, download=False)
+    with torch.device("cuda"):
+        vae, _ = vae_mnist.load_checkpoint(tmp_path / f"vae_{encoder}.pt")
+        again = vae_mnist.evaluate(vae, encoder, test_x[:16].cuda(), args)
+    assert again == pytest.approx(result[f"{encoder}_test_ll"], rel=1e-5)
 
 
 def test_conv_variant_runs_for_both_encoders():
