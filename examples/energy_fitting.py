@@ -272,6 +272,9 @@ class IterateMixture:
     generator is not linear in them); where the iterates move mass between a target's
     branches, their mixture keeps each branch's mass at its average.
 
+    The draws use a random stream of their own (seeded by ``seed``), so taking them leaves
+    the training path, and the last iterate, as they would be without the mixture.
+
     Example:
         >>> counter = iter(range(10))
         >>> mix = IterateMixture(lambda n: torch.full((n, 1), float(next(counter))),
@@ -289,6 +292,7 @@ class IterateMixture:
         window: int,
         num_samples: int,
         snapshots: int = SNAPSHOTS,
+        seed: int = 0,
     ) -> None:
         if not 1 <= snapshots <= window <= steps:
             raise ValueError(
@@ -308,13 +312,17 @@ class IterateMixture:
         self.schedule = dict(zip(last, share, strict=True))
         self.step = 0
         self.pool: list[Tensor] = []
+        self.rng_state = torch.Generator().manual_seed(seed).get_state()
 
     @torch.no_grad()
     def update(self) -> None:
         """Count a step; at a snapshot, draw from the sampler as it is now."""
         self.step += 1
         if self.step in self.schedule:
-            self.pool.append(self.sample(self.schedule[self.step]))
+            with torch.random.fork_rng(devices=[]):  # the training stream is left untouched
+                torch.set_rng_state(self.rng_state)
+                self.pool.append(self.sample(self.schedule[self.step]))
+                self.rng_state = torch.get_rng_state()
 
     def draws(self) -> Tensor:
         """The pooled draws, earliest snapshot first."""
@@ -365,7 +373,11 @@ def train(
         average = ParameterEMA(guide, args.ema)
     elif args.pool:
         average = IterateMixture(
-            lambda n: sample(guide, target, n), args.steps, args.pool, args.num_samples
+            lambda n: sample(guide, target, n),
+            args.steps,
+            args.pool,
+            args.num_samples,
+            seed=args.seed,
         )
     anneal = max(1, int(args.anneal * args.steps))
     start = time.perf_counter()

@@ -117,6 +117,15 @@ def test_averaged_run_reports_the_last_iterate_too(average):
         assert math.isfinite(out[f"U1_{method}_edist_last"])
 
 
+def test_pooling_leaves_the_training_path_as_it_was():
+    argv = ["--targets", "U1", "--methods", "implicit", "--steps", "30", "--particles", "16",
+            "--num-samples", "100", "--no-progress", "--out", ""]  # fmt: skip
+    plain = ef.main(ef.parser().parse_args(argv))
+    pooled = ef.main(ef.parser().parse_args([*argv, "--pool", "20"]))
+    assert pooled["U1_implicit_edist_last"] == plain["U1_implicit_edist"]
+    assert pooled["U1_implicit_edist"] != plain["U1_implicit_edist"]
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
