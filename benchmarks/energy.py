@@ -53,6 +53,7 @@ def main() -> dict:
     )
     parser.add_argument("--ema", type=float, default=0.0, help="parameter average (0: none)")
     parser.add_argument("--pool", type=int, default=0, help="iterates mixed, last steps (0: none)")
+    parser.add_argument("--lr-decay", type=float, default=0.1, help="learning rate's fall, all")
     parser.add_argument("--targets", default=None, help="U1,U2,U3,U4 (quick: U1)")
     parser.add_argument(
         "--methods", default="implicit,hierarchical,iaf", help="samplers, iaf among them"
@@ -84,6 +85,8 @@ def main() -> dict:
                 str(args.pool),
                 "--steps",
                 str(steps),
+                "--lr-decay",
+                str(args.lr_decay),
                 "--particles",
                 str(args.particles),
                 "--score-steps",

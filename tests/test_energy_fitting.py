@@ -133,8 +133,9 @@ def test_pooling_leaves_the_training_path_as_it_was():
         (["--steps", "10", "--pool", "20"], r"expected 0 or 10 to --steps \(10\) steps, got 20"),
         (["--pool", "5"], r"--pool: expected 0 or 10 to --steps \(5000\) steps, got 5"),
         (["--ema", "0.9", "--pool", "50"], r"expected one of --ema and --pool, got both"),
+        (["--lr-decay", "0"], r"--lr-decay: expected a factor in \(0, 1\], got 0.0"),
     ],
 )
-def test_bad_averaging_options_are_refused_before_fitting(argv, message):
+def test_bad_training_options_are_refused_before_fitting(argv, message):
     with pytest.raises(ValueError, match=message):
         ef.main(ef.parser().parse_args([*argv, "--out", ""]))
