@@ -47,6 +47,8 @@ def main() -> dict:
     parser.add_argument("--particles", type=int, default=512, help="draws per step, all methods")
     parser.add_argument("--score-steps", type=int, default=2, help="AR-DAE steps per step")
     parser.add_argument("--fourier-features", type=int, default=64, help="score net's (0: none)")
+    parser.add_argument("--fourier-scale", type=float, default=3.0, help="their frequencies' sd")
+    parser.add_argument("--score-delta", type=float, default=0.1, help="AR-DAE's noise scale")
     parser.add_argument("--whitening-momentum", type=float, default=0.0, help="AR-DAE's")
     parser.add_argument(
         "--whitening-samples", type=int, default=None, help="AR-DAE's draws per step for its maps"
@@ -93,6 +95,10 @@ def main() -> dict:
                 str(args.score_steps),
                 "--fourier-features",
                 str(args.fourier_features),
+                "--fourier-scale",
+                str(args.fourier_scale),
+                "--score-delta",
+                str(args.score_delta),
                 "--whitening-momentum",
                 str(args.whitening_momentum),
                 *(
@@ -143,6 +149,9 @@ def main() -> dict:
         "particles": args.particles,
         "score_steps": args.score_steps,
         "fourier_features": args.fourier_features,
+        "fourier_scale": args.fourier_scale,
+        "score_delta": args.score_delta,
+        "lr_decay": args.lr_decay,
         "whitening_momentum": args.whitening_momentum,
         "whitening_samples": args.whitening_samples,
         "ema": args.ema,

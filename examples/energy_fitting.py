@@ -172,11 +172,14 @@ def make(
     fourier_features: int = 64,
     whitening_momentum: float = 0.0,
     whitening_samples: int | None = None,
+    score_delta: float = 0.1,
+    fourier_scale: float = 3.0,
 ):
     """(guide, loss) of a sampler; the implicit ones take ``score_steps`` AR-DAE steps per
     generator step (2, as the paper did here) with ``fourier_features`` random Fourier
-    features in their score networks, whitened with running moments of momentum
-    ``whitening_momentum`` or per-step maps from ``whitening_samples`` fresh draws."""
+    features of frequency sd ``fourier_scale`` in their score networks, trained at noise
+    scale ``score_delta``, whitened with running moments of momentum ``whitening_momentum``
+    or per-step maps from ``whitening_samples`` fresh draws."""
     vec = {"num_particles": particles, "vectorize_particles": particles > 1}
     ardae = ARDAE_ELBO(
         **vec,
@@ -184,7 +187,11 @@ def make(
         whitening_momentum=whitening_momentum,
         whitening_samples=whitening_samples,
     )
-    score = {"score_fourier_features": fourier_features}
+    score = {
+        "score_fourier_features": fourier_features,
+        "score_fourier_scale": fourier_scale,
+        "score_delta": score_delta,
+    }
     if method == "implicit":
         guide = AutoImplicitGuide(
             model,
@@ -362,6 +369,8 @@ def train(
         args.fourier_features,
         args.whitening_momentum,
         args.whitening_samples,
+        args.score_delta,
+        args.fourier_scale,
     )
     # Adam with the paper's betas, the learning rate decaying geometrically by lr_decay in all
     optim = pyro.optim.ClippedAdam(
@@ -448,6 +457,10 @@ def main(args: argparse.Namespace) -> dict[str, float]:
         raise ValueError(f"--methods: expected names in {list(METHODS)}, got {unknown}")
     if not 0 <= args.ema < 1:
         raise ValueError(f"--ema: expected a decay in [0, 1), got {args.ema}")
+    for name in ("score_delta", "fourier_scale"):
+        if not getattr(args, name) > 0:
+            flag = "--" + name.replace("_", "-")
+            raise ValueError(f"{flag}: expected a positive number, got {getattr(args, name)}")
     if not 0 < args.lr_decay <= 1:
         raise ValueError(f"--lr-decay: expected a factor in (0, 1], got {args.lr_decay}")
     if args.pool and not SNAPSHOTS <= args.pool <= args.steps:
@@ -500,6 +513,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--fourier-features", type=int, default=64, help="of the score networks (0 for none)"
     )
+    p.add_argument(
+        "--fourier-scale", type=float, default=3.0, help="sd of their frequencies, whitened units"
+    )
+    p.add_argument("--score-delta", type=float, default=0.1, help="AR-DAE's noise scale")
     p.add_argument(
         "--whitening-momentum", type=float, default=0.0, help="AR-DAE's (0: per-step maps)"
     )

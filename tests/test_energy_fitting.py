@@ -133,6 +133,8 @@ def test_pooling_leaves_the_training_path_as_it_was():
         (["--steps", "10", "--pool", "20"], r"expected 0 or 10 to --steps \(10\) steps, got 20"),
         (["--pool", "5"], r"--pool: expected 0 or 10 to --steps \(5000\) steps, got 5"),
         (["--ema", "0.9", "--pool", "50"], r"expected one of --ema and --pool, got both"),
+        (["--score-delta", "0"], r"--score-delta: expected a positive number, got 0.0"),
+        (["--fourier-scale", "-1"], r"--fourier-scale: expected a positive number, got -1.0"),
         (["--lr-decay", "0"], r"--lr-decay: expected a factor in \(0, 1\], got 0.0"),
     ],
 )
