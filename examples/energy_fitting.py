@@ -17,7 +17,8 @@ MLP learns too slowly, so the sampler thinned across them (U2, seed 0, 256 parti
 implicit sampler: energy distance 0.10 without, 0.02 with; hierarchical: 0.12 without, 0.002
 with). Every sampler, the flow too, takes 512 draws per step (``--particles``): at 256 the
 implicit generator's U1 and U3 fits varied 4-20x from seed to seed. Against the flow over three
-seeds the implicit generator is closer on U4 only (``benchmarks/energy.py``, docs/benchmarks.md).
+seeds the implicit generator's last iterate is closer on U4 only (``benchmarks/energy.py``,
+docs/benchmarks.md).
 The AR-DAE whitens each step's draws with maps from cross-fitted halves of the 512 it trains
 on. Those maps jitter by about the bands' width, so the score network learns a blurred, too
 weak score across them (U2, seed 1: 55% of the draws' precision across the band reported).
@@ -40,7 +41,8 @@ iterates evenly spread over the last ``K`` steps, a uniform mixture of them
 the implicit generator's U1 went from 0.0157 to 0.0029 and its U4 from 0.0050 to 0.0062,
 both closer than the flow (0.0038, 0.0076 at its better of the two), and its U3 stayed at
 0.0058 (flow 0.0032). ``--lr-decay`` sets how far the learning rate falls over a run (10x by
-default; the paper's halving every 5000 of 50,000 steps is 2**-10).
+default; the paper's halving every 5000 of 50,000 steps is 2**-10, which settled U1 and
+cost U3 and U4 here).
 
 Each fit is scored by the energy distance between its draws and exact draws of the target
 (fine-grid inverse-CDF sampling); a figure shows the density and the draws of each method.
