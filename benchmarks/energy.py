@@ -53,6 +53,7 @@ def main() -> dict:
     parser.add_argument(
         "--whitening-samples", type=int, default=None, help="AR-DAE's draws per step for its maps"
     )
+    parser.add_argument("--sharp-maps", type=int, default=0, help="AR-DAE's maps once beta is 1")
     parser.add_argument("--ema", type=float, default=0.0, help="parameter average (0: none)")
     parser.add_argument("--pool", type=int, default=0, help="iterates mixed, last steps (0: none)")
     parser.add_argument("--lr-decay", type=float, default=0.1, help="learning rate's fall, all")
@@ -81,6 +82,8 @@ def main() -> dict:
                 targets,
                 "--methods",
                 args.methods,
+                "--sharp-maps",
+                str(args.sharp_maps),
                 "--ema",
                 str(args.ema),
                 "--pool",
@@ -154,6 +157,7 @@ def main() -> dict:
         "lr_decay": args.lr_decay,
         "whitening_momentum": args.whitening_momentum,
         "whitening_samples": args.whitening_samples,
+        "sharp_maps": args.sharp_maps,
         "ema": args.ema,
         "pool": args.pool,
         "methods": args.methods,

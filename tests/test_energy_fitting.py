@@ -135,9 +135,21 @@ def test_pooling_leaves_the_training_path_as_it_was():
         (["--ema", "0.9", "--pool", "50"], r"expected one of --ema and --pool, got both"),
         (["--score-delta", "0"], r"--score-delta: expected a positive number, got 0.0"),
         (["--fourier-scale", "-1"], r"--fourier-scale: expected a positive number, got -1.0"),
+        (["--sharp-maps", "100"], r"--sharp-maps: expected 0 or at least the 512 draws"),
         (["--lr-decay", "0"], r"--lr-decay: expected a factor in \(0, 1\], got 0.0"),
     ],
 )
 def test_bad_training_options_are_refused_before_fitting(argv, message):
     with pytest.raises(ValueError, match=message):
         ef.main(ef.parser().parse_args([*argv, "--out", ""]))
+
+
+def test_sharp_maps_switch_the_ardae_maps_when_beta_reaches_one():
+    argv = ["--steps", "6", "--anneal", "0.5", "--particles", "8", "--no-progress"]
+    args = ef.parser().parse_args([*argv, "--sharp-maps", "600"])
+    _, loss, _, _ = ef.train("U1", "implicit", args)
+    assert loss.whitening_samples == 600
+    _, loss, _, _ = ef.train("U1", "implicit", ef.parser().parse_args(argv))
+    assert loss.whitening_samples is None
+    _, loss, _, _ = ef.train("U1", "iaf", args)  # the flow's Trace_ELBO has no maps
+    assert not hasattr(loss, "whitening_samples")
