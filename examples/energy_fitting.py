@@ -44,7 +44,8 @@ both closer than the flow (0.0038, 0.0076 at its better of the two), and its U3 
 default; the paper's halving every 5000 of 50,000 steps is 2**-10, which settled U1 and
 cost U3 and U4 here). ``--sharp-maps N`` switches the AR-DAE to whitening maps from ``N``
 fresh draws once beta reaches 1: sharp maps throughout lost branches, jittered ones draw the
-bands too thin, and this keeps the jitter while the branches form.
+bands too thin, and this keeps the jitter while the branches form. It did not help: U3 over
+three seeds 0.0162 pooled against 0.0058 without (docs/benchmarks.md); off by default.
 
 Each fit is scored by the energy distance between its draws and exact draws of the target
 (fine-grid inverse-CDF sampling); a figure shows the density and the draws of each method.
