@@ -39,6 +39,11 @@ from common import provenance
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 import energy_fitting  # noqa: E402
 
+# this benchmark's options passed on to the example as they are
+PASSED = ("methods", "particles", "score_steps", "fourier_features", "fourier_scale",
+          "score_delta", "lr_decay", "whitening_momentum", "whitening_samples", "sharp_maps",
+          "ema", "pool")  # fmt: skip
+
 
 def main() -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -76,50 +81,15 @@ def main() -> dict:
         parser.error(f"--methods: expected the baseline 'iaf' among them, got {args.methods}")
 
     def example_args(seed: int, out: str) -> argparse.Namespace:
+        settings = [
+            [f"--{name.replace('_', '-')}", str(getattr(args, name))]
+            for name in PASSED
+            if getattr(args, name) is not None
+        ]
         return energy_fitting.parser().parse_args(
-            [
-                "--targets",
-                targets,
-                "--methods",
-                args.methods,
-                "--sharp-maps",
-                str(args.sharp_maps),
-                "--ema",
-                str(args.ema),
-                "--pool",
-                str(args.pool),
-                "--steps",
-                str(steps),
-                "--lr-decay",
-                str(args.lr_decay),
-                "--particles",
-                str(args.particles),
-                "--score-steps",
-                str(args.score_steps),
-                "--fourier-features",
-                str(args.fourier_features),
-                "--fourier-scale",
-                str(args.fourier_scale),
-                "--score-delta",
-                str(args.score_delta),
-                "--whitening-momentum",
-                str(args.whitening_momentum),
-                *(
-                    ["--whitening-samples", str(args.whitening_samples)]
-                    if args.whitening_samples
-                    else []
-                ),
-                "--seed",
-                str(seed),
-                "--threads",
-                str(args.threads),
-                "--num-samples",
-                "5000",
-                "--no-progress",
-                "--out",
-                out,
-            ]
-        )
+            [*sum(settings, []), "--targets", targets, "--steps", str(steps), "--seed", str(seed),
+             "--threads", str(args.threads), "--num-samples", "5000", "--no-progress", "--out", out]
+        )  # fmt: skip
 
     start = time.perf_counter()
 
@@ -149,18 +119,7 @@ def main() -> dict:
         "benchmark": "energy",
         "targets": targets,
         "steps": steps,
-        "particles": args.particles,
-        "score_steps": args.score_steps,
-        "fourier_features": args.fourier_features,
-        "fourier_scale": args.fourier_scale,
-        "score_delta": args.score_delta,
-        "lr_decay": args.lr_decay,
-        "whitening_momentum": args.whitening_momentum,
-        "whitening_samples": args.whitening_samples,
-        "sharp_maps": args.sharp_maps,
-        "ema": args.ema,
-        "pool": args.pool,
-        "methods": args.methods,
+        **{name: getattr(args, name) for name in PASSED},
         "metric": "energy distance to 5000 exact draws, coordinates / exact sd",
         "seeds": args.seeds,
         **{k: round(v, 4) for k, v in out.items()},
