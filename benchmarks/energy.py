@@ -21,6 +21,7 @@ seed by seed. ``--out`` names the first seed's figure; the others are saved besi
     python benchmarks/energy.py --seeds 0 1 2          # the same, three seeds
     python benchmarks/energy.py --seeds 0 1 2 --workers 2 --threads 1  # two seeds at a time
     python benchmarks/energy.py --targets U1,U3 --methods implicit,iaf   # a part of it
+    python benchmarks/energy.py --seeds 0 1 2 --workers 3 --device cuda  # on a GPU
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ import energy_fitting  # noqa: E402
 # this benchmark's options passed on to the example as they are
 PASSED = ("methods", "particles", "score_steps", "fourier_features", "fourier_scale",
           "score_delta", "lr_decay", "whitening_momentum", "whitening_samples", "sharp_maps",
-          "ema", "pool")  # fmt: skip
+          "ema", "pool", "device")  # fmt: skip
 
 
 def main() -> dict:
@@ -68,6 +69,7 @@ def main() -> dict:
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--threads", type=int, default=2, help="torch threads per process")
+    parser.add_argument("--device", default="cpu", help="torch device the samplers train on")
     parser.add_argument("--workers", type=int, default=1, help="processes, seeds split among them")
     parser.add_argument("--out", default="", help="figure path ('' for none), per seed")
     args = parser.parse_args()

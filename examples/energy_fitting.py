@@ -128,15 +128,14 @@ def energy(target: str, z: Tensor) -> Tensor:
     return TARGETS[target](z) + wall(z)
 
 
-BASE = dist.Normal(0.0, 100.0).expand([2]).to_event(1)
-
-
 def model(target: str, beta: float = 1.0) -> None:
     """The target density exp(-beta * (U(z) + wall(z))) on R^2 as a Pyro model. The base
     measure is a wide Normal (every guide, the IAF too, can be initialised from it) whose
-    density the factor cancels, so the model's density is exactly the target's."""
-    z = pyro.sample("z", BASE)
-    pyro.factor("target", -beta * energy(target, z) - BASE.log_prob(z))
+    density the factor cancels, so the model's density is exactly the target's. Its tensors
+    are made on the default device (``--device``)."""
+    base = dist.Normal(torch.zeros(2), 100.0).to_event(1)
+    z = pyro.sample("z", base)
+    pyro.factor("target", -beta * energy(target, z) - base.log_prob(z))
 
 
 def exact_samples(
@@ -144,14 +143,17 @@ def exact_samples(
 ) -> Tensor:
     """Exact draws up to a grid cell: pick cells of a fine grid on [-8, 8]^2 with their
     probability mass (density at the centre times the cell area), then a uniform point in the
-    cell. The wall makes the mass beyond |z_i| = 8 negligible (< exp(-4) relative density)."""
-    edges = torch.linspace(-half_width, half_width, grid + 1, dtype=torch.float64)
+    cell. The wall makes the mass beyond |z_i| = 8 negligible (< exp(-4) relative density).
+    The draws are on the ``generator``'s device."""
+    device = generator.device
+    edges = torch.linspace(-half_width, half_width, grid + 1, dtype=torch.float64, device=device)
     width = edges[1] - edges[0]
     centres = (edges[:-1] + edges[1:]) / 2
     zz = torch.stack(torch.meshgrid(centres, centres, indexing="ij"), -1).reshape(-1, 2)
     logp = -energy(target, zz)
     cells = torch.multinomial(torch.softmax(logp, 0), n, replacement=True, generator=generator)
-    jitter = (torch.rand(n, 2, generator=generator, dtype=torch.float64) - 0.5) * width
+    jitter = torch.rand(n, 2, generator=generator, dtype=torch.float64, device=device) - 0.5
+    jitter = jitter * width
     return (zz[cells] + jitter).float()
 
 
@@ -290,8 +292,9 @@ class IterateMixture:
     generator is not linear in them); where the iterates move mass between a target's
     branches, their mixture keeps each branch's mass at its average.
 
-    The draws use a random stream of their own (seeded by ``seed``), so taking them leaves
-    the training path, and the last iterate, as they would be without the mixture.
+    The draws use a random stream of their own (seeded by ``seed``; the CPU's and, where the
+    default device is a GPU, its), so taking them leaves the training path, and the last
+    iterate, as they would be without the mixture.
 
     Example:
         >>> counter = iter(range(10))
@@ -330,17 +333,29 @@ class IterateMixture:
         self.schedule = dict(zip(last, share, strict=True))
         self.step = 0
         self.pool: list[Tensor] = []
-        self.rng_state = torch.Generator().manual_seed(seed).get_state()
+        self.seed = seed
+        device = torch.get_default_device()
+        self.devices = [device] if device.type == "cuda" else []
+        self.rng_states: tuple[Tensor, list[Tensor]] | None = None
 
     @torch.no_grad()
     def update(self) -> None:
         """Count a step; at a snapshot, draw from the sampler as it is now."""
         self.step += 1
         if self.step in self.schedule:
-            with torch.random.fork_rng(devices=[]):  # the training stream is left untouched
-                torch.set_rng_state(self.rng_state)
+            with torch.random.fork_rng(devices=self.devices):  # training's streams untouched
+                if self.rng_states is None:
+                    torch.default_generator.manual_seed(self.seed)
+                    for device in self.devices:
+                        with torch.cuda.device(device):
+                            torch.cuda.manual_seed(self.seed)
+                else:
+                    torch.set_rng_state(self.rng_states[0])
+                    for device, state in zip(self.devices, self.rng_states[1], strict=True):
+                        torch.cuda.set_rng_state(state, device)
                 self.pool.append(self.sample(self.schedule[self.step]))
-                self.rng_state = torch.get_rng_state()
+                cuda = [torch.cuda.get_rng_state(device) for device in self.devices]
+                self.rng_states = torch.get_rng_state(), cuda
 
     def draws(self) -> Tensor:
         """The pooled draws, earliest snapshot first."""
@@ -415,17 +430,20 @@ def train(
 
 
 def fit(target: str, method: str, args: argparse.Namespace) -> dict[str, Tensor | float]:
-    """A trained sampler's ``args.num_samples`` draws (``"draws"``; from the averaged
-    parameters with ``--ema`` or the iterate mixture with ``--pool``, and then also
-    ``"last"``, from the last iterate) and its training time (``"seconds"``)."""
-    guide, _, average, seconds = train(target, method, args)
-    last = sample(guide, target, args.num_samples)
-    if average is None:
-        return {"draws": last, "seconds": seconds}
-    if isinstance(average, IterateMixture):
-        return {"draws": average.draws(), "last": last, "seconds": seconds}
-    with average.applied():
-        return {"draws": sample(guide, target, args.num_samples), "last": last, "seconds": seconds}
+    """A sampler trained on ``args.device``: its ``args.num_samples`` draws on the CPU
+    (``"draws"``; from the averaged parameters with ``--ema`` or the iterate mixture with
+    ``--pool``, and then also ``"last"``, from the last iterate) and its training time
+    (``"seconds"``)."""
+    with torch.device(args.device):
+        guide, _, average, seconds = train(target, method, args)
+        last = sample(guide, target, args.num_samples)
+        draws = {"draws": last}
+        if isinstance(average, IterateMixture):
+            draws = {"draws": average.draws(), "last": last}
+        elif average is not None:
+            with average.applied():
+                draws = {"draws": sample(guide, target, args.num_samples), "last": last}
+    return {**{k: v.cpu() for k, v in draws.items()}, "seconds": seconds}
 
 
 def figure(path: Path, results: dict, exact: dict) -> None:
@@ -487,6 +505,12 @@ def main(args: argparse.Namespace) -> dict[str, float]:
         )
     if args.pool and args.ema:
         raise ValueError(f"expected one of --ema and --pool, got both ({args.ema}, {args.pool})")
+    try:
+        device = torch.device(args.device)
+    except RuntimeError as e:
+        raise ValueError(f"--device: expected e.g. 'cpu' or 'cuda:0', got {args.device!r}") from e
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {args.device}: CUDA is not available on this machine")
     results: dict[str, dict] = {}
     exact: dict[str, Tensor] = {}
     out: dict[str, float] = {}
@@ -565,6 +589,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--num-samples", type=int, default=5000, help="draws scored per method")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2, help="torch threads")
+    p.add_argument("--device", default="cpu", help="torch device the samplers train on")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--out", default="outputs/energy_fitting.png", help="figure ('' for none)")
     return p

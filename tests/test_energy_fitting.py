@@ -117,9 +117,13 @@ def test_averaged_run_reports_the_last_iterate_too(average):
         assert math.isfinite(out[f"U1_{method}_edist_last"])
 
 
-def test_pooling_leaves_the_training_path_as_it_was():
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
+def test_pooling_leaves_the_training_path_as_it_was(device):
     argv = ["--targets", "U1", "--methods", "implicit", "--steps", "30", "--particles", "16",
-            "--num-samples", "100", "--no-progress", "--out", ""]  # fmt: skip
+            "--num-samples", "100", "--no-progress", "--out", "", "--device", device]  # fmt: skip
     plain = ef.main(ef.parser().parse_args(argv))
     pooled = ef.main(ef.parser().parse_args([*argv, "--pool", "20"]))
     assert pooled["U1_implicit_edist_last"] == plain["U1_implicit_edist"]
@@ -137,6 +141,7 @@ def test_pooling_leaves_the_training_path_as_it_was():
         (["--fourier-scale", "-1"], r"--fourier-scale: expected a positive number, got -1.0"),
         (["--sharp-maps", "100"], r"--sharp-maps: expected 0 or at least the 512 draws"),
         (["--lr-decay", "0"], r"--lr-decay: expected a factor in \(0, 1\], got 0.0"),
+        (["--device", "gpu0"], r"--device: expected e.g. 'cpu' or 'cuda:0', got 'gpu0'"),
     ],
 )
 def test_bad_training_options_are_refused_before_fitting(argv, message):
@@ -153,3 +158,24 @@ def test_sharp_maps_switch_the_ardae_maps_when_beta_reaches_one():
     assert loss.whitening_samples is None
     _, loss, _, _ = ef.train("U1", "iaf", args)  # the flow's Trace_ELBO has no maps
     assert not hasattr(loss, "whitening_samples")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
+def test_cuda_without_cuda_is_refused_before_fitting():
+    with pytest.raises(ValueError, match="--device cuda: CUDA is not available"):
+        ef.main(ef.parser().parse_args(["--device", "cuda", "--out", ""]))
+
+
+@CUDA
+def test_every_sampler_trains_on_cuda_and_scores_on_the_cpu(tmp_path):
+    argv = ["--targets", "U3", "--steps", "20", "--particles", "32", "--num-samples", "200",
+            "--ema", "0.5", "--no-progress", "--device", "cuda",
+            "--out", str(tmp_path / "f.png")]  # fmt: skip
+    out = ef.main(ef.parser().parse_args(argv))
+    assert len(out) == 9 and all(math.isfinite(v) for v in out.values())
+    assert (tmp_path / "f.png").exists()
+    args = ef.parser().parse_args(["--steps", "2", "--particles", "8", "--no-progress"])
+    with torch.device("cuda"):
+        guide, loss, _, _ = ef.train("U1", "implicit", args)
+    assert next(guide.parameters()).is_cuda
+    assert next(iter(loss.estimators.values())).stats.loc.is_cuda
