@@ -49,6 +49,9 @@ three seeds 0.0162 pooled against 0.0058 without (docs/benchmarks.md); off by de
 
 Each fit is scored by the energy distance between its draws and exact draws of the target
 (fine-grid inverse-CDF sampling); a figure shows the density and the draws of each method.
+``--device cuda`` trains the samplers on a GPU (the draws are scored on the CPU); it does not
+speed them up: with networks this small, Pyro's per-step Python most likely sets the step
+(47 ms per implicit step on an H200 against 51 ms on its CPU, docs/benchmarks.md).
 
     python examples/energy_fitting.py --targets U1,U2,U3,U4 --steps 5000
 """
