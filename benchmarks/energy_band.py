@@ -14,9 +14,10 @@ sampler ends narrower than the target. Draws with |z1| < 4 only (the wall plays 
 
 ``--on exact`` asks the same of the AR-DAE alone: it trains a score estimator, as the example
 configures it, on minibatches of 512 from 200,000 exact U2 draws for twice ``--steps`` steps
-(two AR-DAE steps per generator step in the fits) under four whitening maps: per-step
+(two AR-DAE steps per generator step in the fits) under five whitening maps: per-step
 (cross-fitted halves of the 512), per-step from ``--whitening-samples`` draws (2048 unless
-given; the network still trains on 512 of them), running (``--whitening-momentum``, 0.9 by
+given; the network still trains on 512 of them), per-step scales about the pool's mean (the
+centre's jitter removed, the scales' kept), running (``--whitening-momentum``, 0.9 by
 default here) and one fixed map of the whole pool, and reports the fraction of the exact
 draws' precision across the band each one reports.
 
@@ -107,9 +108,11 @@ def on_exact(args: argparse.Namespace, steps: int) -> dict:
     maps = {
         "per_step": (0.0, 512),
         f"per_step_{more}": (0.0, more),
+        "per_step_pool_centre": (0.0, 512),
         "running": (args.whitening_momentum, 512),
         "fixed": (None, 512),
     }
+    centre = pool.mean(0)
     out = {}
     for name, (momentum, draws) in maps.items():
         torch.manual_seed(args.seed)
@@ -122,6 +125,8 @@ def on_exact(args: argparse.Namespace, steps: int) -> dict:
             batch = pool[torch.randint(len(pool), (draws,))]
             if momentum is None:
                 est.step(batch)
+            elif name == "per_step_pool_centre":  # only the scales jitter
+                est.update(batch, loc=centre)
             else:
                 est.update(batch, num_train=512)  # ARDAE_ELBO's score_samples
         a_score, _, a_draws = band_precisions(z, est.score(z))
