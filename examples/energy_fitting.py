@@ -295,8 +295,8 @@ class IterateMixture:
     generator is not linear in them); where the iterates move mass between a target's
     branches, their mixture keeps each branch's mass at its average.
 
-    The draws use a random stream of their own (seeded by ``seed``; the CPU's and, where the
-    default device is a GPU, its), so taking them leaves the training path, and the last
+    The draws use random streams of their own (seeded by ``seed``: the CPU's, and the GPU's
+    where it is the default device), so taking them leaves the training path, and the last
     iterate, as they would be without the mixture.
 
     Example:
