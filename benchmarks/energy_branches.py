@@ -1,0 +1,97 @@
+"""Where each sampler puts U3's mass: the two branches' shares and widths, and the mass between.
+
+U3's density is a sum of two bands of vertical sd 0.35 (``examples/energy_fitting.py``): the
+upper one along z2 = w1(z1) and the lower one along z2 = w1(z1) - w2(z1), with
+w2(z1) = 3 exp(-(z1 - 1)^2 / (2 0.6^2)). They coincide away from z1 = 1 and part around it.
+Fits each sampler as the example does and compares 5000 of its draws with 5000 exact ones:
+
+* in the window |z1 - 1| < 0.6, where the bands are at least 2.4 apart (about 7 sds), each
+  draw belongs to the nearer band: the window's share of all draws (``window_mass``), the
+  lower band's share of the window (``lower_share``, 1/2 for the target), each band's
+  RMS vertical distance of its draws (``sd_upper``, ``sd_lower``; 0.35 for the target) and
+  the share of window draws more than 3 sds from both bands (``between``);
+* where the bands have merged, |z1 - 1| > 2.5 (w2 < 0.001), the RMS vertical distance to the
+  band (``sd_merged``, 0.35 for the target).
+
+Exact draws give the target's values up to Monte Carlo error (about 0.01 on a share of a few
+hundred window draws), so the sampler's deviations say which part of U3 a fit gets wrong: too
+thin a band, a light lower branch, or mass between the branches.
+
+    python benchmarks/energy_branches.py --quick        # 1000 steps
+    python benchmarks/energy_branches.py --seed 1       # 10000 steps, the benchmark's fits
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+from common import provenance
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+import energy_fitting  # noqa: E402
+
+SD = 0.35  # U3's vertical sd of each band
+
+
+def branch_stats(z: torch.Tensor) -> dict[str, float]:
+    """The window and merged-band statistics of draws ``z`` ``(n, 2)`` (see the module)."""
+    w1 = energy_fitting._w1(z)
+    upper = z[:, 1] - w1
+    lower = z[:, 1] - (w1 - energy_fitting._w2(z))
+    window = (z[:, 0] - 1).abs() < 0.6
+    merged = (z[:, 0] - 1).abs() > 2.5
+    on_lower = lower.abs() < upper.abs()
+    u, lo = upper[window & ~on_lower], lower[window & on_lower]
+
+    def rms(x: torch.Tensor) -> float:
+        return x.pow(2).mean().sqrt().item() if len(x) else float("nan")
+
+    between = (upper.abs() > 3 * SD) & (lower.abs() > 3 * SD)
+    return {
+        "window_mass": window.float().mean().item(),
+        "lower_share": on_lower[window].float().mean().item(),
+        "sd_upper": rms(u),
+        "sd_lower": rms(lo),
+        "between": between[window].float().mean().item(),
+        "sd_merged": rms(upper[merged]),
+    }
+
+
+def main() -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="1000 steps")
+    parser.add_argument("--steps", type=int, default=None, help="10000 (quick: 1000)")
+    parser.add_argument("--methods", default="implicit,iaf", help="samplers to fit")
+    parser.add_argument("--pool", type=int, default=0, help="iterates mixed, last steps (0: none)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    steps = args.steps or (1000 if args.quick else 10_000)
+    example = energy_fitting.parser().parse_args(
+        ["--targets", "U3", "--steps", str(steps), "--pool", str(args.pool), "--seed",
+         str(args.seed), "--threads", str(args.threads), "--no-progress", "--out", ""]
+    )  # fmt: skip
+    torch.set_num_threads(args.threads)
+    result: dict = {"benchmark": "energy_branches", "target": "U3", "steps": steps,
+                    "pool": args.pool, "seed": args.seed}  # fmt: skip
+    exact = energy_fitting.reference("U3", 5000)
+    result["exact"] = {k: round(v, 4) for k, v in branch_stats(exact).items()}
+    for method in args.methods.split(","):
+        if method not in energy_fitting.METHODS:
+            parser.error(f"--methods: expected names in {energy_fitting.METHODS}, got {method!r}")
+    for method in args.methods.split(","):
+        fitted = energy_fitting.fit("U3", method, example)
+        stats = branch_stats(fitted["draws"])
+        stats["edist"] = energy_fitting.energy_distance(fitted["draws"], exact)
+        result[method] = {k: round(v, 4) for k, v in stats.items()}
+    result.update(provenance())
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()
