@@ -11,7 +11,11 @@ Fits each sampler as the example does and compares 5000 of its draws with 5000 e
   RMS vertical distance of its draws (``sd_upper``, ``sd_lower``; 0.35 for the target) and
   the share of window draws more than 3 sds from both bands (``between``);
 * where the bands have merged, |z1 - 1| > 2.5 (w2 < 0.001), the RMS vertical distance to the
-  band (``sd_merged``, 0.35 for the target).
+  band (``sd_merged``, 0.35 for the target);
+* along the bands: the share of draws with |z1| > 4 (``outer_mass``) and the sd of z1
+  (``sd_z1``). Under the target z1 has density proportional to 1 on [-6, 6] and to
+  exp(-(|z1| - 6)^2) beyond (the wall), so these are (4 + sqrt(pi)) / (12 + sqrt(pi)) = 0.419
+  and 4.00.
 
 Exact draws give the target's values up to Monte Carlo error (about 0.01 on a share of a few
 hundred window draws), so the sampler's deviations say which part of U3 a fit gets wrong: too
@@ -58,6 +62,8 @@ def branch_stats(z: torch.Tensor) -> dict[str, float]:
         "sd_lower": rms(lo),
         "between": between[window].float().mean().item(),
         "sd_merged": rms(upper[merged]),
+        "outer_mass": (z[:, 0].abs() > 4).float().mean().item(),
+        "sd_z1": z[:, 0].std().item(),
     }
 
 
