@@ -38,11 +38,14 @@ from common import provenance
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 import energy_fitting  # noqa: E402
 
+from pyro_ardae import energy_distance  # noqa: E402
+
 SD = 0.35  # U3's vertical sd of each band
 
 
-def branch_stats(z: torch.Tensor) -> dict[str, float]:
-    """The window and merged-band statistics of draws ``z`` ``(n, 2)`` (see the module)."""
+def branch_stats(z: torch.Tensor) -> dict[str, float | None]:
+    """The window and merged-band statistics of draws ``z`` ``(n, 2)`` (see the module); an
+    sd of a band without draws is None."""
     w1 = energy_fitting._w1(z)
     upper = z[:, 1] - w1
     lower = z[:, 1] - (w1 - energy_fitting._w2(z))
@@ -51,8 +54,8 @@ def branch_stats(z: torch.Tensor) -> dict[str, float]:
     on_lower = lower.abs() < upper.abs()
     u, lo = upper[window & ~on_lower], lower[window & on_lower]
 
-    def rms(x: torch.Tensor) -> float:
-        return x.pow(2).mean().sqrt().item() if len(x) else float("nan")
+    def rms(x: torch.Tensor) -> float | None:
+        return x.pow(2).mean().sqrt().item() if len(x) else None
 
     between = (upper.abs() > 3 * SD) & (lower.abs() > 3 * SD)
     return {
@@ -84,16 +87,21 @@ def main() -> dict:
     torch.set_num_threads(args.threads)
     result: dict = {"benchmark": "energy_branches", "target": "U3", "steps": steps,
                     "pool": args.pool, "seed": args.seed}  # fmt: skip
-    exact = energy_fitting.reference("U3", 5000)
-    result["exact"] = {k: round(v, 4) for k, v in branch_stats(exact).items()}
-    for method in args.methods.split(","):
+    methods = args.methods.split(",")
+    for method in methods:
         if method not in energy_fitting.METHODS:
             parser.error(f"--methods: expected names in {energy_fitting.METHODS}, got {method!r}")
-    for method in args.methods.split(","):
+
+    def rounded(stats: dict) -> dict:
+        return {k: None if v is None else round(v, 4) for k, v in stats.items()}
+
+    exact = energy_fitting.reference("U3", 5000)
+    result["exact"] = rounded(branch_stats(exact))
+    for method in methods:
         fitted = energy_fitting.fit("U3", method, example)
         stats = branch_stats(fitted["draws"])
-        stats["edist"] = energy_fitting.energy_distance(fitted["draws"], exact)
-        result[method] = {k: round(v, 4) for k, v in stats.items()}
+        stats["edist"] = energy_distance(fitted["draws"], exact)
+        result[method] = rounded(stats)
     result.update(provenance())
     print(json.dumps(result))
     return result
