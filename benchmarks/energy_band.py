@@ -103,18 +103,17 @@ def on_sampler(args: argparse.Namespace, steps: int) -> dict:
 def on_exact(args: argparse.Namespace, steps: int) -> dict:
     pool = energy_fitting.exact_samples("U2", 200_000, torch.Generator().manual_seed(7))
     z = energy_fitting.reference("U2", 5000)
-    # name: (momentum, draws per map); None: one fixed map of the whole pool
+    # name: (momentum, draws per map, fixed centre); momentum None: one fixed map of the pool
     more = args.whitening_samples or 2048
     maps = {
-        "per_step": (0.0, 512),
-        f"per_step_{more}": (0.0, more),
-        "per_step_pool_centre": (0.0, 512),
-        "running": (args.whitening_momentum, 512),
-        "fixed": (None, 512),
+        "per_step": (0.0, 512, None),
+        f"per_step_{more}": (0.0, more, None),
+        "per_step_pool_centre": (0.0, 512, pool.mean(0)),  # only the scales jitter
+        "running": (args.whitening_momentum, 512, None),
+        "fixed": (None, 512, None),
     }
-    centre = pool.mean(0)
     out = {}
-    for name, (momentum, draws) in maps.items():
+    for name, (momentum, draws, centre) in maps.items():
         torch.manual_seed(args.seed)
         est = ScoreEstimator(
             2, fourier_features=args.fourier_features, whitening_momentum=momentum or 0.0
@@ -125,10 +124,8 @@ def on_exact(args: argparse.Namespace, steps: int) -> dict:
             batch = pool[torch.randint(len(pool), (draws,))]
             if momentum is None:
                 est.step(batch)
-            elif name == "per_step_pool_centre":  # only the scales jitter
-                est.update(batch, loc=centre)
-            else:
-                est.update(batch, num_train=512)  # ARDAE_ELBO's score_samples
+            else:  # the network on 512 of them, ARDAE_ELBO's score_samples
+                est.update(batch, loc=centre, num_train=512)
         a_score, _, a_draws = band_precisions(z, est.score(z))
         out[f"score_reported_fraction_{name}"] = round(a_score / a_draws, 3)
     return out
