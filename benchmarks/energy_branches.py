@@ -12,10 +12,13 @@ Fits each sampler as the example does and compares 5000 of its draws with 5000 e
   the share of window draws more than 3 sds from both bands (``between``);
 * where the bands have merged, |z1 - 1| > 2.5 (w2 < 0.001), the RMS vertical distance to the
   band (``sd_merged``, 0.35 for the target);
-* along the bands: the share of draws with |z1| > 4 (``outer_mass``) and the sd of z1
-  (``sd_z1``). Under the target z1 has density proportional to 1 on [-6, 6] and to
-  exp(-(|z1| - 6)^2) beyond (the wall), so these are (4 + sqrt(pi)) / (12 + sqrt(pi)) = 0.419
-  and 4.00.
+* along the bands: the share of draws with |z1| > 4 (``outer_mass``), the sd of z1
+  (``sd_z1``) and the total variation between the z1 histogram (bins of 0.5 on [-8, 8], the
+  end bins open) and the target's bin masses (``z1_tv``: how lumpy the mass along the bands
+  is). Under the target z1 has density proportional to 1 on [-6, 6] and to
+  exp(-(|z1| - 6)^2) beyond (the wall), so the first two are
+  (4 + sqrt(pi)) / (12 + sqrt(pi)) = 0.419 and 4.00, and ``z1_tv`` of 5000 exact draws is
+  its Monte Carlo floor, about 0.03.
 
 Exact draws give the target's values up to Monte Carlo error (about 0.01 on a share of a few
 hundred window draws), so the sampler's deviations say which part of U3 a fit gets wrong: too
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -41,6 +45,24 @@ import energy_fitting  # noqa: E402
 from pyro_ardae import energy_distance  # noqa: E402
 
 SD = 0.35  # U3's vertical sd of each band
+Z1_EDGES = torch.arange(-7.5, 7.6, 0.5)  # inner edges of the z1 histogram; end bins open
+
+
+def z1_masses() -> torch.Tensor:
+    """The target's z1 mass in each bin of :data:`Z1_EDGES`: density 1 on [-6, 6] and
+    exp(-(|z1| - 6)^2) beyond, normalised by 12 + sqrt(pi)."""
+
+    def cdf(x: float) -> float:  # of the unnormalised density, from -inf
+        if x < -6:
+            return math.sqrt(math.pi) / 2 * math.erfc(-6 - x)
+        if x <= 6:
+            return math.sqrt(math.pi) / 2 + x + 6
+        return math.sqrt(math.pi) / 2 * (1 + math.erf(x - 6)) + 12
+
+    total = 12 + math.sqrt(math.pi)
+    points = [-math.inf, *Z1_EDGES.tolist(), math.inf]
+    cdfs = [0.0 if x == -math.inf else total if x == math.inf else cdf(x) for x in points]
+    return torch.tensor(cdfs, dtype=torch.float64).diff().float() / total
 
 
 def branch_stats(z: torch.Tensor) -> dict[str, float | None]:
@@ -67,7 +89,15 @@ def branch_stats(z: torch.Tensor) -> dict[str, float | None]:
         "sd_merged": rms(upper[merged]),
         "outer_mass": (z[:, 0].abs() > 4).float().mean().item(),
         "sd_z1": z[:, 0].std().item(),
+        "z1_tv": z1_tv(z[:, 0]),
     }
+
+
+def z1_tv(z1: torch.Tensor) -> float:
+    """Total variation between the histogram of ``z1`` on :data:`Z1_EDGES` and
+    :func:`z1_masses`."""
+    counts = torch.bincount(torch.bucketize(z1.contiguous(), Z1_EDGES), minlength=len(Z1_EDGES) + 1)
+    return 0.5 * (counts / len(z1) - z1_masses()).abs().sum().item()
 
 
 def main() -> dict:
