@@ -42,8 +42,8 @@ import energy_fitting  # noqa: E402
 
 # this benchmark's options passed on to the example as they are
 PASSED = ("methods", "particles", "score_steps", "fourier_features", "fourier_scale",
-          "score_delta", "lr_decay", "whitening_momentum", "whitening_samples", "sharp_maps",
-          "ema", "pool", "device")  # fmt: skip
+          "score_delta", "score_parameterization", "lr_decay", "whitening_momentum",
+          "whitening_samples", "sharp_maps", "ema", "pool", "device")  # fmt: skip
 
 
 def main() -> dict:
@@ -55,6 +55,12 @@ def main() -> dict:
     parser.add_argument("--fourier-features", type=int, default=64, help="score net's (0: none)")
     parser.add_argument("--fourier-scale", type=float, default=3.0, help="their frequencies' sd")
     parser.add_argument("--score-delta", type=float, default=0.1, help="AR-DAE's noise scale")
+    parser.add_argument(
+        "--score-parameterization",
+        choices=("vector", "gradient"),
+        default="vector",
+        help="AR-DAE's network output",
+    )
     parser.add_argument("--whitening-momentum", type=float, default=0.0, help="AR-DAE's")
     parser.add_argument(
         "--whitening-samples", type=int, default=None, help="AR-DAE's draws per step for its maps"

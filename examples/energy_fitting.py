@@ -189,12 +189,14 @@ def make(
     whitening_samples: int | None = None,
     score_delta: float = 0.1,
     fourier_scale: float = 3.0,
+    score_parameterization: str = "vector",
 ):
     """(guide, loss) of a sampler; the implicit ones take ``score_steps`` AR-DAE steps per
     generator step (2, as the paper did here) with ``fourier_features`` random Fourier
-    features of frequency sd ``fourier_scale`` in their score networks, trained at noise
-    scale ``score_delta``, whitened with running moments of momentum ``whitening_momentum``
-    or per-step maps from ``whitening_samples`` fresh draws."""
+    features of frequency sd ``fourier_scale`` in their score networks (``"vector"`` output
+    or the ``"gradient"`` of a learned energy), trained at noise scale ``score_delta``,
+    whitened with running moments of momentum ``whitening_momentum`` or per-step maps from
+    ``whitening_samples`` fresh draws."""
     vec = {"num_particles": particles, "vectorize_particles": particles > 1}
     ardae = ARDAE_ELBO(
         **vec,
@@ -207,6 +209,7 @@ def make(
         "score_fourier_features": fourier_features,
         "score_fourier_scale": fourier_scale,
         "score_delta": score_delta,
+        "score_parameterization": score_parameterization,
     }
     if method == "implicit":
         guide = AutoImplicitGuide(
@@ -400,6 +403,7 @@ def train(
         args.whitening_samples,
         args.score_delta,
         args.fourier_scale,
+        args.score_parameterization,
     )
     # Adam with the paper's betas, the learning rate decaying geometrically by lr_decay in all
     optim = pyro.optim.ClippedAdam(
@@ -562,6 +566,12 @@ def parser() -> argparse.ArgumentParser:
         "--fourier-scale", type=float, default=3.0, help="sd of their frequencies, whitened units"
     )
     p.add_argument("--score-delta", type=float, default=0.1, help="AR-DAE's noise scale")
+    p.add_argument(
+        "--score-parameterization",
+        choices=("vector", "gradient"),
+        default="vector",
+        help="the score networks' output: a vector, or the gradient of a learned energy",
+    )
     p.add_argument(
         "--whitening-momentum", type=float, default=0.0, help="AR-DAE's (0: per-step maps)"
     )
