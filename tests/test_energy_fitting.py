@@ -160,6 +160,16 @@ def test_sharp_maps_switch_the_ardae_maps_when_beta_reaches_one():
     assert not hasattr(loss, "whitening_samples")
 
 
+@pytest.mark.parametrize("method", ["implicit", "hierarchical"])
+def test_score_parameterization_reaches_the_score_networks(method):
+    argv = ["--steps", "3", "--particles", "8", "--no-progress"]
+    for kind in ("vector", "gradient"):
+        args = ef.parser().parse_args([*argv, "--score-parameterization", kind])
+        _, loss, _, _ = ef.train("U1", method, args)
+        (est,) = loss.estimators.values()
+        assert est.net.parameterization == kind
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
 def test_cuda_without_cuda_is_refused_before_fitting():
     with pytest.raises(ValueError, match="--device cuda: CUDA is not available"):
