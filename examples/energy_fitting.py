@@ -46,6 +46,12 @@ cost U3 and U4 here). ``--sharp-maps N`` switches the AR-DAE to whitening maps f
 fresh draws once beta reaches 1: sharp maps throughout lost branches, jittered ones draw the
 bands too thin, and this keeps the jitter while the branches form. It did not help: U3 over
 three seeds 0.0162 pooled against 0.0058 without (docs/benchmarks.md); off by default.
+``--score-parameterization gradient`` makes the score networks the gradient of a learned
+energy, a curl-free field: a vector-valued network can push draws along a thin band with no
+density behind the push, which left U3's mass lumpy along its bands. With it and ``--pool
+500``, over three seeds, the implicit generator is closer than the flow on U1, U3 and U4
+(0.0004, 0.0030, 0.0031 against 0.0038, 0.0032, 0.0076; ``benchmarks/energy.py``). The
+default stays ``vector`` until the hierarchical sampler is measured with it.
 
 Each fit is scored by the energy distance between its draws and exact draws of the target
 (fine-grid inverse-CDF sampling); a figure shows the density and the draws of each method.
