@@ -51,7 +51,8 @@ energy, a curl-free field: a vector-valued network can push draws along a thin b
 density behind the push, which left U3's mass lumpy along its bands. With it and ``--pool
 500``, over three seeds, the implicit generator is closer than the flow on U1, U3 and U4
 (0.0004, 0.0030, 0.0031 against 0.0038, 0.0032, 0.0076; ``benchmarks/energy.py``). The
-default stays ``vector`` until the hierarchical sampler is measured with it.
+hierarchical sampler gains on U3 and loses on U1 and U4 with it, so the default stays
+``vector``.
 
 Each fit is scored by the energy distance between its draws and exact draws of the target
 (fine-grid inverse-CDF sampling); a figure shows the density and the draws of each method.
