@@ -47,8 +47,8 @@ fresh draws once beta reaches 1: sharp maps throughout lost branches, jittered o
 bands too thin, and this keeps the jitter while the branches form. It did not help: U3 over
 three seeds 0.0162 pooled against 0.0058 without (docs/benchmarks.md); off by default.
 ``--score-parameterization gradient`` makes the score networks the gradient of a learned
-energy, a curl-free field: a vector-valued network can push draws along a thin band with no
-density behind the push, which left U3's mass lumpy along its bands. With it and ``--pool
+energy, a curl-free field (a vector-valued network can push draws along a thin band with no
+density behind the push; with it U3's mass was lumpy along its bands). With it and ``--pool
 500``, over three seeds, the implicit generator is closer than the flow on U1, U3 and U4
 (0.0004, 0.0030, 0.0031 against 0.0038, 0.0032, 0.0076; ``benchmarks/energy.py``). The
 hierarchical sampler gains on U3 and loses on U1 and U4 with it, so the default stays
