@@ -57,7 +57,7 @@ def main() -> dict:
     parser.add_argument("--score-delta", type=float, default=0.1, help="AR-DAE's noise scale")
     parser.add_argument(
         "--score-parameterization",
-        choices=("vector", "gradient"),
+        choices=energy_fitting.PARAMETERIZATIONS,
         default="vector",
         help="AR-DAE's network output",
     )

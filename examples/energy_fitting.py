@@ -81,6 +81,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from pyro_ardae import ARDAE_ELBO, AutoImplicitGuide, ImplicitGuide, energy_distance
+from pyro_ardae.score import PARAMETERIZATIONS, Parameterization
 
 WALL = 6.0
 SNAPSHOTS = 10  # iterates an IterateMixture draws from
@@ -196,7 +197,7 @@ def make(
     whitening_samples: int | None = None,
     score_delta: float = 0.1,
     fourier_scale: float = 3.0,
-    score_parameterization: str = "vector",
+    score_parameterization: Parameterization = "vector",
 ):
     """(guide, loss) of a sampler; the implicit ones take ``score_steps`` AR-DAE steps per
     generator step (2, as the paper did here) with ``fourier_features`` random Fourier
@@ -575,7 +576,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--score-delta", type=float, default=0.1, help="AR-DAE's noise scale")
     p.add_argument(
         "--score-parameterization",
-        choices=("vector", "gradient"),
+        choices=PARAMETERIZATIONS,
         default="vector",
         help="the score networks' output: a vector, or the gradient of a learned energy",
     )
