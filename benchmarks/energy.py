@@ -40,6 +40,8 @@ from common import provenance
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 import energy_fitting  # noqa: E402
 
+from pyro_ardae.score import PARAMETERIZATIONS  # noqa: E402
+
 # this benchmark's options passed on to the example as they are
 PASSED = ("methods", "particles", "score_steps", "fourier_features", "fourier_scale",
           "score_delta", "score_parameterization", "lr_decay", "whitening_momentum",
@@ -57,7 +59,7 @@ def main() -> dict:
     parser.add_argument("--score-delta", type=float, default=0.1, help="AR-DAE's noise scale")
     parser.add_argument(
         "--score-parameterization",
-        choices=energy_fitting.PARAMETERIZATIONS,
+        choices=PARAMETERIZATIONS,
         default="vector",
         help="AR-DAE's network output",
     )
