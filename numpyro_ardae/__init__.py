@@ -2,7 +2,9 @@
 
 The same modules and public names as :mod:`pyro_ardae`, jit-compiled: :class:`ImplicitGuide`,
 :class:`AutoImplicitGuide`, :class:`ARDAE_ELBO`, :class:`ScoreEstimator`, :class:`ScoreNet`,
-:func:`ardae_loss`, :func:`energy_distance`, :func:`importance_log_likelihood`.
+:func:`ardae_loss`, :func:`energy_distance`, :func:`importance_log_likelihood`. Where the
+Pyro backend raises a ``FloatingPointError`` for a diverged fit, a jitted step cannot: it
+warns with a :class:`DivergenceWarning` instead.
 """
 
 from .autoguide import AutoImplicitGuide, Generator
@@ -13,7 +15,7 @@ from .diagnostics import (
     stein_discrepancy,
     to_inference_data,
 )
-from .elbo import ARDAE_ELBO
+from .elbo import ARDAE_ELBO, DivergenceWarning
 from .estimator import ScoreEstimator, ScoreState, Standardization, log_normalizer
 from .guide import ImplicitDistribution, ImplicitGuide
 from .loss import ardae_loss
@@ -22,6 +24,7 @@ from .score import ScoreNet
 __all__ = [
     "ARDAE_ELBO",
     "AutoImplicitGuide",
+    "DivergenceWarning",
     "Generator",
     "ImplicitDistribution",
     "ImplicitGuide",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 
@@ -23,13 +24,16 @@ from .score import MLP, Parameterization, score_spec
 
 
 class Generator(eqx.Module):
-    r"""The sampler :math:`u = \mu + W \epsilon + h(\epsilon)` of
-    :class:`pyro_ardae.Generator`: a linear path that represents any Gaussian exactly and an
-    MLP (last layer at zero) for the rest; :math:`q = N(\mu_0, s_0^2 I)` at initialisation."""
+    r"""The sampler :math:`u = \mu + \sigma \odot (W \epsilon + h(\epsilon) / m)`,
+    :math:`\sigma = e^{\rho}`, of :class:`pyro_ardae.Generator`: a linear path that
+    represents any Gaussian exactly and an MLP (last layer at zero, last hidden width
+    :math:`m`) for the rest; :math:`q = N(\mu_0, s_0^2 I)` at initialisation."""
 
     loc: Array
+    log_scale: Array
     weight: Array
     h: MLP
+    width: int = eqx.field(static=True)
 
     def __init__(
         self,
@@ -43,15 +47,14 @@ class Generator(eqx.Module):
     ) -> None:
         dim = init_loc.shape[-1]
         self.loc = init_loc
-        self.weight = (
-            jnp.zeros((dim, noise_dim), init_loc.dtype)
-            .at[:, :dim]
-            .set(init_scale * jnp.eye(dim, dtype=init_loc.dtype))
-        )
+        self.log_scale = jnp.full_like(init_loc, math.log(init_scale))
+        self.weight = jnp.eye(dim, noise_dim, dtype=init_loc.dtype)
         self.h = MLP(noise_dim, hidden, dim, activation, key=key, dtype=init_loc.dtype)
+        self.width = hidden[-1] if hidden else 1
 
     def __call__(self, noise: Array) -> Array:
-        return self.loc + self.weight @ noise + self.h(noise)
+        shape = self.weight @ noise + self.h(noise) / self.width
+        return self.loc + jnp.exp(self.log_scale) * shape
 
 
 class AutoImplicitGuide(AutoGuide):

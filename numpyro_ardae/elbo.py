@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -18,6 +20,7 @@ from pyro_ardae._common import (
     check_model_guide,
     check_whitening_momentum,
     check_whitening_samples,
+    divergence_message,
     group_draws,
     same_support,
 )
@@ -62,6 +65,24 @@ def _draws(guide_trace) -> dict[str, tuple[Draw, list[str]]]:
         for name, site in guide_trace.items()
         if site["type"] == "sample" and isinstance(site["fn"], ImplicitDistribution)
     )
+
+
+class DivergenceWarning(RuntimeWarning):
+    """A NumPyro fit whose energy went non-finite inside a jitted step (where nothing can
+    raise). Silence it with ``warnings.simplefilter("ignore", DivergenceWarning)``."""
+
+
+def _warn_diverged(step, guides: tuple[str, ...]) -> None:
+    warnings.warn(
+        divergence_message(int(step), guides, "the energy -log p(x, z)"),
+        DivergenceWarning,
+        stacklevel=2,
+    )
+
+
+def _all_finite(tree) -> Array:
+    leaves = [x for x in jax.tree.leaves(tree) if jnp.issubdtype(jnp.result_type(x), jnp.inexact)]
+    return jnp.all(jnp.array([jnp.all(jnp.isfinite(x)) for x in leaves]))
 
 
 class ARDAE_ELBO(ELBO):
@@ -232,9 +253,22 @@ class ARDAE_ELBO(ELBO):
         log_p, surrogate = self.vectorize_particles_fn(particle, keys)
         objective = jnp.mean(surrogate - log_p)
         energy = -jnp.mean(log_p)
+        self._check_finite(energy, param_map, states, tuple(draws))
         loss = objective - jax.lax.stop_gradient(objective) + jax.lax.stop_gradient(energy)
         mutable = {draws[g][0].state: states[g] for g in draws}
         return {"loss": loss, "mutable_state": mutable}
+
+    def _check_finite(self, energy: Array, param_map: dict, states: dict, guides: tuple) -> None:
+        """Warn (:class:`DivergenceWarning`, from the host) at the first step whose energy is
+        not finite while the parameters it started from were: the step that diverged."""
+        diverged = _all_finite(param_map) & ~jnp.isfinite(energy)
+        count = optax.tree_utils.tree_get(states[guides[0]].opt_state, "count")
+        step = count // max(self.score_steps, 1) - (1 if self.score_steps else 0)
+        jax.lax.cond(
+            diverged,
+            lambda: jax.debug.callback(_warn_diverged, step, guides),
+            lambda: None,
+        )
 
     def loss(self, rng_key, param_map, model, guide, *args, **kwargs) -> Array:
         """Estimate of the energy :math:`\\mathbb{E}_q[-\\log p(x, z)]` (no training)."""

@@ -20,6 +20,7 @@ from jax import Array
 from jax.scipy.linalg import solve_triangular
 
 from pyro_ardae._common import (
+    CHOLESKY_RETRIES,
     GaussianBase,
     check_global_samples,
     check_halves,
@@ -99,14 +100,30 @@ def gaussian_base(y: Array) -> GaussianBase:
 def standardization(loc: Array, cov: Array, tril: bool) -> Standardization:
     """The whitening map of a mean and a covariance (``tril``) or variance, with the ridge
     of :func:`pyro_ardae._common.whitening_ridge` (a collapsing sampler gets a small, finite
-    scale)."""
+    scale), grown through :data:`~pyro_ardae._common.CHOLESKY_RETRIES` of the mean variance
+    where rounding defeats the Cholesky factorisation, as
+    :func:`pyro_ardae.estimator.standardization`. Under ``jit`` nothing can raise: a
+    covariance that is not finite gives a map that is not, and ``ARDAE_ELBO`` warns."""
     finfo = jnp.finfo(loc.dtype)
     var = jnp.diagonal(cov) if tril else cov
     dim = loc.shape[-1] if tril else 1
     jitter = whitening_ridge(var, loc**2, dim, float(finfo.eps), float(finfo.tiny))
     if not tril:
         return Standardization(loc, jnp.sqrt(var + jitter))
-    return Standardization(loc, jnp.linalg.cholesky(cov + jnp.diag(jitter)))
+    ridges = jnp.asarray((0.0, *CHOLESKY_RETRIES), loc.dtype) * jnp.mean(var)
+
+    def attempt(carry):
+        i, _ = carry
+        extra = jnp.where(i > 0, ridges[i] + float(finfo.tiny), 0.0)
+        return i + 1, jnp.linalg.cholesky(cov + jnp.diag(jitter + extra))
+
+    def failed(carry):
+        i, factor = carry
+        return (i < len(ridges)) & ~jnp.all(jnp.isfinite(factor))
+
+    start = (jnp.array(0), jnp.full_like(cov, jnp.nan))
+    _, factor = jax.lax.while_loop(failed, attempt, start)
+    return Standardization(loc, factor)
 
 
 def log_normalizer(

@@ -310,6 +310,23 @@ def whitening_ridge(var, loc_sq, dim: int, eps: float, tiny: float):
     return eps * 4 * dim * var + eps**2 * loc_sq + tiny
 
 
+#: Ridges tried, relative to the mean variance, when a covariance's Cholesky factorisation
+#: fails in floating point (draws of a near-degenerate sampler in float32).
+CHOLESKY_RETRIES = (1e-6, 1e-4, 1e-2)
+
+
+def divergence_message(step: int | str, guides: Iterable[str], what: str) -> str:
+    """The text of a fit that blew up: the step, the guides, what was not finite and what to
+    try; shared by both backends' errors and warnings."""
+    names = ", ".join(repr(g) for g in guides)
+    return (
+        f"ARDAE_ELBO: step {step}: {what} of guide {names} is not finite; the fit has "
+        "diverged. Try a smaller learning rate (e.g. Adam lr 1e-3), more particles "
+        "(ARDAE_ELBO(num_particles=...)), or check the model for regions where its "
+        "log-density is infinite"
+    )
+
+
 def relative_jitter(cov_diag_mean, jitter: float, tiny: float):
     """``jitter`` times the mean variance plus ``tiny``: the ridge added to a fitted
     covariance so that its Cholesky factor exists for a collapsed sampler."""

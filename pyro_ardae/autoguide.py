@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 
@@ -19,10 +20,21 @@ from .score import Parameterization, mlp, score_spec
 
 
 class Generator(nn.Module):
-    r"""The sampler :math:`u = \mu + W \epsilon + h(\epsilon)`, :math:`\epsilon \sim N(0, I)`.
+    r"""The sampler :math:`u = \mu + \sigma \odot (W \epsilon + h(\epsilon) / m)`,
+    :math:`\epsilon \sim N(0, I)`, :math:`\sigma = e^{\rho}`.
 
-    The linear path represents any Gaussian exactly; the MLP :math:`h` (last layer at zero)
-    adds the non-Gaussian part. At initialisation :math:`q = N(\mu_0, s_0^2 I)`.
+    The linear path represents any Gaussian exactly; the MLP :math:`h` (last layer at zero,
+    last hidden width :math:`m`) adds the non-Gaussian part. At initialisation
+    :math:`W = [I, 0]` and :math:`q = N(\mu_0, s_0^2 I)`.
+
+    The parameterisation is chosen for Adam, which moves every parameter by about its
+    learning rate :math:`\eta` per step whatever the gradient's size. The spread lives in the
+    log-scale :math:`\rho`, so a step changes it by a relative :math:`\eta` (as AutoNormal's
+    scale), and :math:`W, h` work at unit scale, so their steps change the shape by a relative
+    :math:`O(\eta)` too; dividing :math:`h` by :math:`m` keeps its output's step at
+    :math:`O(\eta)` rather than :math:`O(m \eta)` (the last layer's gradient is an outer
+    product, so Adam's steps on its :math:`m` weights add up coherently). See
+    ``docs/robustness.md``.
     """
 
     def __init__(
@@ -37,15 +49,18 @@ class Generator(nn.Module):
         dim = init_loc.shape[-1]
         self.noise_dim = noise_dim
         self.loc = nn.Parameter(init_loc.clone())
+        self.log_scale = nn.Parameter(torch.full_like(init_loc, math.log(init_scale)))
         self.linear = nn.Linear(noise_dim, dim, bias=False)
         with torch.no_grad():
             self.linear.weight.zero_()
-            self.linear.weight[:, :dim].copy_(init_scale * torch.eye(dim))
+            self.linear.weight[:, :dim].copy_(torch.eye(dim))
         self.h = mlp(noise_dim, hidden, dim, activation)
+        self.width = hidden[-1] if hidden else 1
         self.to(init_loc)  # the model's device and dtype (CUDA when its tensors are)
 
     def forward(self, noise: Tensor) -> Tensor:
-        return self.loc + self.linear(noise) + self.h(noise)
+        shape = self.linear(noise) + self.h(noise) / self.width
+        return self.loc + self.log_scale.exp() * shape
 
 
 class AutoImplicitGuide(AutoContinuous):

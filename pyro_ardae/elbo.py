@@ -20,6 +20,7 @@ from ._common import (
     check_model_guide,
     check_whitening_momentum,
     check_whitening_samples,
+    divergence_message,
     group_draws,
     same_support,
 )
@@ -166,6 +167,7 @@ class ARDAE_ELBO(ELBO):
             lambda params: torch.optim.Adam(params, lr=score_lr)
         )
         self.estimators: dict[str, ScoreEstimator] = {}
+        self.num_steps = 0  # training steps taken, for the messages of a diverged fit
 
     # --- traces -----------------------------------------------------------------------
     def _guess_max_plate_nesting(self, model, guide, args, kwargs) -> None:
@@ -189,6 +191,20 @@ class ARDAE_ELBO(ELBO):
         self.max_plate_nesting = -min(dims) if dims else 0
         if self.vectorize_particles and self.num_particles > 1:
             self.max_plate_nesting += 1
+
+    def _get_vectorized_trace(self, model, guide, args, kwargs):
+        try:
+            return super()._get_vectorized_trace(model, guide, args, kwargs)
+        except (RuntimeError, ValueError, IndexError) as e:
+            raise ValueError(
+                f"ARDAE_ELBO(vectorize_particles=True) runs the model once on a batch of "
+                f"{self.num_particles} particles, in a pyro.plate left of the model's own, "
+                "and the model failed on that batch. A model written for one draw (e.g. `X @ w` "
+                "for a latent w of shape (2,)) does not broadcast over it: use the default "
+                "vectorize_particles=False, or write the model so that latents may carry "
+                "batch dimensions on the left (e.g. `(X * w).sum(-1)` for `X @ w`). The "
+                f"model's error: {type(e).__name__}: {e}"
+            ) from e
 
     def _get_trace(self, model, guide, args, kwargs):
         guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
@@ -219,6 +235,8 @@ class ARDAE_ELBO(ELBO):
         for draw, _ in _draws(trace).values():
             u = draw.unconstrained
             d = u.shape[-1]
+            if not torch.isfinite(u).all():
+                raise FloatingPointError(divergence_message(self.num_steps, [draw.guide], "a draw"))
             if draw.context is None:
                 if u.numel() != n * d:
                     raise ValueError(
@@ -315,18 +333,27 @@ class ARDAE_ELBO(ELBO):
         warn_if_nan(energy, "loss")
         return energy
 
+    def _check_energy(self, log_p: Tensor) -> None:
+        if not torch.isfinite(log_p).all():
+            raise FloatingPointError(
+                divergence_message(self.num_steps, self.estimators, "the energy -log p(x, z)")
+            )
+
     def loss_and_grads(self, model, guide, *args, **kwargs) -> float:
         """Train the score networks, then backpropagate the generator's surrogate loss.
 
-        Returns the energy estimate :math:`\\mathbb{E}_q[-\\log p(x, z)]`."""
+        Returns the energy estimate :math:`\\mathbb{E}_q[-\\log p(x, z)]`. Raises a
+        ``FloatingPointError`` that names the step and the guide when a draw or the energy is
+        not finite (a diverged fit), before any parameter is touched."""
         self._prepare(model, guide, args, kwargs)
         self.train_score(guide, *args, **kwargs)
         energy = 0.0
         for surrogate, log_p in self._losses(model, guide, args, kwargs):
+            self._check_energy(log_p)
             if surrogate.requires_grad:
                 surrogate.backward()
             energy -= torch_item(log_p) / self.num_particles
-        warn_if_nan(energy, "loss")
+        self.num_steps += 1
         return energy
 
     def differentiable_loss(self, model, guide, *args, **kwargs) -> Tensor:
@@ -337,6 +364,9 @@ class ARDAE_ELBO(ELBO):
         its own."""
         self._prepare(model, guide, args, kwargs)
         self.train_score(guide, *args, **kwargs)
-        loss = sum(surrogate for surrogate, _ in self._losses(model, guide, args, kwargs))
-        warn_if_nan(loss, "loss")
+        loss = 0.0
+        for surrogate, log_p in self._losses(model, guide, args, kwargs):
+            self._check_energy(log_p)
+            loss = loss + surrogate
+        self.num_steps += 1
         return loss

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from ._common import (
+    CHOLESKY_RETRIES,
     GaussianBase,
     check_global_samples,
     check_halves,
@@ -99,14 +100,33 @@ def gaussian_base(y: Tensor) -> GaussianBase:
 def standardization(loc: Tensor, cov: Tensor, tril: bool) -> Standardization:
     """The whitening map of a mean and a covariance (``tril``) or variance, with a ridge
     (:func:`~pyro_ardae._common.whitening_ridge`) so that a collapsing sampler gives a small,
-    finite scale rather than 0 or a failed Cholesky, and nothing more."""
+    finite scale rather than 0, and nothing more. Where rounding still defeats the Cholesky
+    factorisation (a near-degenerate covariance in float32) the ridge grows through
+    :data:`~pyro_ardae._common.CHOLESKY_RETRIES` of the mean variance; a covariance that is
+    not finite raises a ``FloatingPointError``."""
+    if not torch.isfinite(cov).all() or not torch.isfinite(loc).all():
+        raise FloatingPointError(
+            "ScoreEstimator: the draws to whiten are not finite (the sampler has diverged)"
+        )
     finfo = torch.finfo(loc.dtype)
     var = cov.diagonal() if tril else cov
     dim = loc.shape[-1] if tril else 1
     jitter = whitening_ridge(var, loc.pow(2), dim, finfo.eps, finfo.tiny)
     if not tril:
         return Standardization(loc, (var + jitter).sqrt(), False)
-    return Standardization(loc, torch.linalg.cholesky(cov + torch.diag_embed(jitter)), True)
+    factor, info = torch.linalg.cholesky_ex(cov + torch.diag_embed(jitter))
+    for ridge in CHOLESKY_RETRIES:
+        if not info:
+            break
+        extra = ridge * var.mean() + finfo.tiny
+        factor, info = torch.linalg.cholesky_ex(cov + torch.diag_embed(jitter + extra))
+    if info:
+        raise FloatingPointError(
+            f"ScoreEstimator: the draws' covariance is not positive definite even with a "
+            f"ridge of {CHOLESKY_RETRIES[-1]} of its mean variance (the sampler has "
+            "collapsed onto a lower-dimensional set)"
+        )
+    return Standardization(loc, factor, True)
 
 
 def log_normalizer(

@@ -21,8 +21,8 @@ KEY = jax.random.PRNGKey(0)
 
 def fit(model, guide, args=(), steps=1500, lr=1e-2, **elbo_kwargs):
     elbo_kwargs = {"num_particles": 8, **elbo_kwargs}
-    # lr decays by 100x over the run so that the last iterate is close to the optimum
-    optim = optax.adam(optax.exponential_decay(lr, steps, 0.01))
+    # lr decays by 10x over the run so that the last iterate is close to the optimum
+    optim = optax.adam(optax.exponential_decay(lr, steps, 0.1))
     svi = SVI(model, guide, optim, ARDAE_ELBO(**elbo_kwargs))
     result = svi.run(KEY, steps, *args, progress_bar=False)  # lax.scan: state shapes fixed
     assert np.isfinite(result.losses).all()
