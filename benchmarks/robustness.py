@@ -105,58 +105,31 @@ def correlated_exact() -> tuple[np.ndarray, np.ndarray]:
 
 
 # --- models, written the ordinary way ----------------------------------------------------
-def pyro_models(torch, pyro, dist) -> dict[str, tuple[Callable, tuple, list[str]]]:
-    dtype = torch.get_default_dtype()
-    x1, y1 = (torch.tensor(a, dtype=dtype) for a in linreg_data())
-    x3, y3 = (torch.tensor(a, dtype=dtype) for a in correlated_data())
-    counts = torch.tensor(COUNTS, dtype=dtype)
+def models(ppl, dist, array: Callable) -> dict[str, tuple[Callable, tuple, list[str]]]:
+    """The models in either backend: ``ppl`` is ``pyro`` or ``numpyro``, ``dist`` its
+    distributions and ``array`` makes its arrays from numpy (the two share these names)."""
+    x1, y1 = (array(a) for a in linreg_data())
+    x3, y3 = (array(a) for a in correlated_data())
 
     def linreg(x, y):
-        w = pyro.sample("w", dist.Normal(0.0, 3.0).expand([2]).to_event(1))
-        s = pyro.sample("s", dist.HalfNormal(2.0))
-        with pyro.plate("n", x.shape[0]):
-            pyro.sample("y", dist.Normal(x @ w, s), obs=y)
+        w = ppl.sample("w", dist.Normal(0.0, 3.0).expand([2]).to_event(1))
+        s = ppl.sample("s", dist.HalfNormal(2.0))
+        with ppl.plate("n", x.shape[0]):
+            ppl.sample("y", dist.Normal(x @ w, s), obs=y)
 
     def gamma_poisson(c):
-        rate = pyro.sample("rate", dist.Gamma(2.0, 1.0))
-        with pyro.plate("n", c.shape[0]):
-            pyro.sample("c", dist.Poisson(rate), obs=c)
+        rate = ppl.sample("rate", dist.Gamma(2.0, 1.0))
+        with ppl.plate("n", c.shape[0]):
+            ppl.sample("c", dist.Poisson(rate), obs=c)
 
     def correlated(x, y):
-        w = pyro.sample("w", dist.Normal(0.0, 2.0).expand([5]).to_event(1))
-        with pyro.plate("n", x.shape[0]):
-            pyro.sample("y", dist.Normal(x @ w, 1.0), obs=y)
+        w = ppl.sample("w", dist.Normal(0.0, 2.0).expand([5]).to_event(1))
+        with ppl.plate("n", x.shape[0]):
+            ppl.sample("y", dist.Normal(x @ w, 1.0), obs=y)
 
     return {
         "linreg": (linreg, (x1, y1), ["w", "s"]),
-        "gamma_poisson": (gamma_poisson, (counts,), ["rate"]),
-        "correlated": (correlated, (x3, y3), ["w"]),
-    }
-
-
-def numpyro_models(jnp, numpyro, dist) -> dict[str, tuple[Callable, tuple, list[str]]]:
-    x1, y1 = (jnp.asarray(a) for a in linreg_data())
-    x3, y3 = (jnp.asarray(a) for a in correlated_data())
-
-    def linreg(x, y):
-        w = numpyro.sample("w", dist.Normal(0.0, 3.0).expand([2]).to_event(1))
-        s = numpyro.sample("s", dist.HalfNormal(2.0))
-        with numpyro.plate("n", x.shape[0]):
-            numpyro.sample("y", dist.Normal(x @ w, s), obs=y)
-
-    def gamma_poisson(c):
-        rate = numpyro.sample("rate", dist.Gamma(2.0, 1.0))
-        with numpyro.plate("n", c.shape[0]):
-            numpyro.sample("c", dist.Poisson(rate), obs=c)
-
-    def correlated(x, y):
-        w = numpyro.sample("w", dist.Normal(0.0, 2.0).expand([5]).to_event(1))
-        with numpyro.plate("n", x.shape[0]):
-            numpyro.sample("y", dist.Normal(x @ w, 1.0), obs=y)
-
-    return {
-        "linreg": (linreg, (x1, y1), ["w", "s"]),
-        "gamma_poisson": (gamma_poisson, (jnp.asarray(COUNTS),), ["rate"]),
+        "gamma_poisson": (gamma_poisson, (array(COUNTS),), ["rate"]),
         "correlated": (correlated, (x3, y3), ["w"]),
     }
 
@@ -192,6 +165,32 @@ def judge(draws: np.ndarray | None, model: str, error: str | None) -> dict[str, 
     return {"ok": mean_err < MAX_MEAN_ERR, "error": None, "sd_ratio": worst, "mean_err": mean_err}
 
 
+def attempt(fit: Callable[[], dict], seed: int, guide: str, cell: Cell, sites: list[str]):
+    """Run ``fit`` (train, then return a dict of ``cell.draws`` draws per site) and judge
+    it; an exception is a result here, not a crash of the benchmark."""
+    error, draws, start = None, None, time.perf_counter()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sample = fit()
+        draws = np.concatenate(
+            [np.asarray(sample[s], np.float64).reshape(cell.draws, -1) for s in sites], -1
+        )
+    except Exception as e:  # noqa: BLE001
+        error = f"{type(e).__name__}: {str(e)[:120]}"
+    seconds = time.perf_counter() - start
+    return {"seed": seed, "guide": guide, "seconds": seconds} | judge(draws, cell.model, error)
+
+
+def attempts(fitter: Callable, guides: dict, cell: Cell, sites: list[str]) -> list[dict]:
+    """Every guide (name: (guide class, ELBO class)) on every seed of ``cell``."""
+    return [
+        attempt(fitter(seed, *classes), seed, name, cell, sites)
+        for seed in cell.seeds
+        for name, classes in guides.items()
+    ]
+
+
 def run_pyro(cell: Cell) -> list[dict[str, object]]:
     import pyro
     import pyro.distributions as dist
@@ -203,35 +202,24 @@ def run_pyro(cell: Cell) -> list[dict[str, object]]:
 
     torch.set_num_threads(1)
     torch.set_default_dtype(getattr(torch, cell.dtype))
-    model, args, sites = pyro_models(torch, pyro, dist)[cell.model]
-    out = []
-    for seed in cell.seeds:
-        for name, make, elbo in (
-            ("implicit", AutoImplicitGuide, ARDAE_ELBO),
-            ("autonormal", AutoNormal, Trace_ELBO),
-        ):
+    dtype = torch.get_default_dtype()
+    model, args, sites = models(pyro, dist, lambda a: torch.tensor(a, dtype=dtype))[cell.model]
+
+    def fitter(seed: int, make: Callable, elbo: Callable) -> Callable[[], dict]:
+        def fit() -> dict:
             pyro.clear_param_store()
             pyro.set_rng_seed(seed)
             guide = make(model)
             svi = SVI(model, guide, pyro.optim.Adam({"lr": cell.lr}), elbo())
-            error, draws, start = None, None, time.perf_counter()
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    for _ in range(cell.steps):
-                        svi.step(*args)
-                with torch.no_grad(), pyro.plate("_draws", cell.draws, dim=-2):
-                    sample = guide(*args)
-                draws = np.concatenate(
-                    [sample[s].reshape(cell.draws, -1).double().numpy() for s in sites], -1
-                )
-            except Exception as e:  # noqa: BLE001 - a crash is a result here
-                error = f"{type(e).__name__}: {str(e)[:120]}"
-            out.append(
-                {"seed": seed, "guide": name, "seconds": time.perf_counter() - start}
-                | judge(draws, cell.model, error)
-            )
-    return out
+            for _ in range(cell.steps):
+                svi.step(*args)
+            with torch.no_grad(), pyro.plate("_draws", cell.draws, dim=-2):
+                return guide(*args)
+
+        return fit
+
+    guides = {"implicit": (AutoImplicitGuide, ARDAE_ELBO), "autonormal": (AutoNormal, Trace_ELBO)}
+    return attempts(fitter, guides, cell, sites)
 
 
 def run_numpyro(cell: Cell) -> list[dict[str, object]]:
@@ -248,39 +236,20 @@ def run_numpyro(cell: Cell) -> list[dict[str, object]]:
 
     from numpyro_ardae import ARDAE_ELBO, AutoImplicitGuide
 
-    model, args, sites = numpyro_models(jnp, numpyro, dist)[cell.model]
-    out = []
-    for seed in cell.seeds:
-        for name, make, elbo in (
-            ("implicit", AutoImplicitGuide, ARDAE_ELBO),
-            ("autonormal", AutoNormal, Trace_ELBO),
-        ):
+    model, args, sites = models(numpyro, dist, jnp.asarray)[cell.model]
+
+    def fitter(seed: int, make: Callable, elbo: Callable) -> Callable[[], dict]:
+        def fit() -> dict:
             guide = make(model)
             svi = SVI(model, guide, optax.adam(cell.lr), elbo())
-            error, draws, start = None, None, time.perf_counter()
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    result = svi.run(
-                        jax.random.PRNGKey(seed), cell.steps, *args, progress_bar=False
-                    )
-                    sample = guide.sample_posterior(
-                        jax.random.PRNGKey(seed + 1000),
-                        result.params,
-                        *args,
-                        sample_shape=(cell.draws,),
-                    )
-                draws = np.concatenate(
-                    [np.asarray(sample[s], np.float64).reshape(cell.draws, -1) for s in sites],
-                    -1,
-                )
-            except Exception as e:  # noqa: BLE001 - a crash is a result here
-                error = f"{type(e).__name__}: {str(e)[:120]}"
-            out.append(
-                {"seed": seed, "guide": name, "seconds": time.perf_counter() - start}
-                | judge(draws, cell.model, error)
-            )
-    return out
+            result = svi.run(jax.random.PRNGKey(seed), cell.steps, *args, progress_bar=False)
+            key = jax.random.PRNGKey(seed + 1000)
+            return guide.sample_posterior(key, result.params, *args, sample_shape=(cell.draws,))
+
+        return fit
+
+    guides = {"implicit": (AutoImplicitGuide, ARDAE_ELBO), "autonormal": (AutoNormal, Trace_ELBO)}
+    return attempts(fitter, guides, cell, sites)
 
 
 def run_cell(cell: Cell) -> dict[str, object]:
