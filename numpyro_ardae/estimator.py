@@ -28,6 +28,7 @@ from pyro_ardae._common import (
     check_samples,
     check_whitening_momentum,
     mix_moments,
+    relative_jitter,
     whitening_ridge,
 )
 
@@ -110,11 +111,11 @@ def standardization(loc: Array, cov: Array, tril: bool) -> Standardization:
     jitter = whitening_ridge(var, loc**2, dim, float(finfo.eps), float(finfo.tiny))
     if not tril:
         return Standardization(loc, jnp.sqrt(var + jitter))
-    ridges = jnp.asarray((0.0, *CHOLESKY_RETRIES), loc.dtype) * jnp.mean(var)
+    ridges = jnp.asarray((0.0, *CHOLESKY_RETRIES), loc.dtype)
 
     def attempt(carry):
         i, _ = carry
-        extra = jnp.where(i > 0, ridges[i] + float(finfo.tiny), 0.0)
+        extra = jnp.where(i > 0, relative_jitter(jnp.mean(var), ridges[i], float(finfo.tiny)), 0.0)
         return i + 1, jnp.linalg.cholesky(cov + jnp.diag(jitter + extra))
 
     def failed(carry):

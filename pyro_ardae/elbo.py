@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 
 import pyro
@@ -333,11 +334,12 @@ class ARDAE_ELBO(ELBO):
         warn_if_nan(energy, "loss")
         return energy
 
-    def _check_energy(self, log_p: Tensor) -> None:
-        if not torch.isfinite(log_p).all():
+    def _check_energy(self, log_p: float) -> float:
+        if not math.isfinite(log_p):
             raise FloatingPointError(
                 divergence_message(self.num_steps, self.estimators, "the energy -log p(x, z)")
             )
+        return log_p
 
     def loss_and_grads(self, model, guide, *args, **kwargs) -> float:
         """Train the score networks, then backpropagate the generator's surrogate loss.
@@ -349,10 +351,10 @@ class ARDAE_ELBO(ELBO):
         self.train_score(guide, *args, **kwargs)
         energy = 0.0
         for surrogate, log_p in self._losses(model, guide, args, kwargs):
-            self._check_energy(log_p)
+            log_p = self._check_energy(torch_item(log_p))  # the one host sync per particle
             if surrogate.requires_grad:
                 surrogate.backward()
-            energy -= torch_item(log_p) / self.num_particles
+            energy -= log_p / self.num_particles
         self.num_steps += 1
         return energy
 
@@ -366,7 +368,7 @@ class ARDAE_ELBO(ELBO):
         self.train_score(guide, *args, **kwargs)
         loss = 0.0
         for surrogate, log_p in self._losses(model, guide, args, kwargs):
-            self._check_energy(log_p)
+            self._check_energy(torch_item(log_p))
             loss = loss + surrogate
         self.num_steps += 1
         return loss

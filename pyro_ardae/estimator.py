@@ -18,6 +18,7 @@ from ._common import (
     check_samples,
     check_whitening_momentum,
     mix_moments,
+    relative_jitter,
     whitening_ridge,
 )
 from .loss import ardae_loss, sample_noise
@@ -118,7 +119,7 @@ def standardization(loc: Tensor, cov: Tensor, tril: bool) -> Standardization:
     for ridge in CHOLESKY_RETRIES:
         if not info:
             break
-        extra = ridge * var.mean() + finfo.tiny
+        extra = relative_jitter(var.mean(), ridge, finfo.tiny)
         factor, info = torch.linalg.cholesky_ex(cov + torch.diag_embed(jitter + extra))
     if info:
         raise FloatingPointError(
