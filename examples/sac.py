@@ -340,15 +340,13 @@ class ImplicitPolicy(nn.Module):
         return {
             "generator": self.generator.state_dict(),
             "optimizer": self.svi.optim.get_state(),
-            "score_net": self.estimator.state_dict(),
-            "score_optimizer": self.estimator.optimizer.state_dict(),
+            "score_net": self.estimator.state_dict(),  # with its optimiser and whitening map
         }
 
     def restore(self, state: dict) -> None:
         self.generator.load_state_dict(state["generator"])
         self.svi.optim.set_state(state["optimizer"])
         self.estimator.load_state_dict(state["score_net"])
-        self.estimator.optimizer.load_state_dict(state["score_optimizer"])
 
 
 def make_env(name: str, seed: int) -> gym.Env:

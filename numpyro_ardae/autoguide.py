@@ -17,10 +17,21 @@ from numpyro.contrib.module import eqx_module
 from numpyro.infer.autoguide import AutoGuide
 from numpyro.infer.initialization import init_to_median
 
-from pyro_ardae._common import check_autoguide_args, check_global_latent, noise_dim_for
+from pyro_ardae._common import (
+    check_autoguide_args,
+    check_global_latent,
+    check_plates,
+    noise_dim_for,
+)
 
-from .guide import Draw, declare_score_state, emit_site, sample_posterior
-from .score import MLP, Parameterization, score_spec
+from .guide import (
+    Draw,
+    ImplicitDistribution,
+    check_unique_name,
+    declare_score_state,
+    emit_site,
+)
+from .score import MLP, Parameterization, picklable, score_spec
 
 
 class Generator(eqx.Module):
@@ -93,7 +104,7 @@ class AutoImplicitGuide(AutoGuide):
         self._noise_dim = noise_dim
         self._hidden = tuple(hidden)
         self._init_scale = init_scale
-        self._activation = activation
+        self._activation = picklable(activation)  # the guide pickles
         self.score_spec = score_spec(
             "AutoImplicitGuide",
             score_hidden,
@@ -104,9 +115,18 @@ class AutoImplicitGuide(AutoGuide):
         )
 
     def _check_sites(self, *args, **kwargs) -> None:
-        with handlers.block(), handlers.seed(rng_seed=0):
-            trace = handlers.trace(self.model).get_trace(*args, **kwargs)
+        # Values from the init strategy, as initialize_model does: improper priors do not sample.
+        model = handlers.substitute(
+            handlers.seed(self.model, rng_seed=0), substitute_fn=self.init_loc_fn
+        )
+        with handlers.block():
+            trace = handlers.trace(model).get_trace(*args, **kwargs)
         sizes = {n: s["args"][0] for n, s in trace.items() if s["type"] == "plate"}
+        check_plates(
+            (name, [(f.name, f.dim, f.size) for f in site["cond_indep_stack"]])
+            for name, site in trace.items()
+            if site["type"] == "sample"
+        )
         for name, site in trace.items():
             if site["type"] != "sample" or site["is_observed"]:
                 continue
@@ -116,7 +136,7 @@ class AutoImplicitGuide(AutoGuide):
                 site["fn"].support.is_discrete,
                 [(f.name, f.size, sizes.get(f.name, f.size)) for f in site["cond_indep_stack"]],
                 "numpyro_ardae",
-                "numpyro.contrib.funsor",
+                "numpyro.distributions.MixtureSameFamily",
             )
 
     def _setup_prototype(self, *args, **kwargs) -> None:
@@ -124,6 +144,11 @@ class AutoImplicitGuide(AutoGuide):
         super()._setup_prototype(*args, **kwargs)
         init_latent, self._unravel = ravel_pytree(self._init_locs)
         self.latent_dim = init_latent.shape[0]
+        if not self.latent_dim:
+            raise ValueError(
+                "AutoImplicitGuide: the model has no latent sample site to infer (every "
+                "site is observed or there are none)"
+            )
         noise_dim = noise_dim_for(self._noise_dim, self.latent_dim)
         self._generator = Generator(
             noise_dim,
@@ -136,9 +161,15 @@ class AutoImplicitGuide(AutoGuide):
 
     def __call__(self, *args, **kwargs) -> dict[str, Array]:
         """Draw the latents; returns a dict from site name to (constrained) value."""
+        # One key for the set-up on every call, used on the first: later calls then draw
+        # the same keys as the first (SVI.init twice with one key gives one state).
+        setup_key = numpyro.prng_key()
         if self.prototype_trace is None:
-            self._setup_prototype(*args, **kwargs)
-        generator = eqx_module(f"{self.prefix}$generator", self._generator)
+            with handlers.seed(rng_seed=setup_key) if setup_key is not None else ExitStack():
+                self._setup_prototype(*args, **kwargs)
+        name = f"{self.prefix}$generator"
+        check_unique_name("AutoImplicitGuide", name)
+        generator = eqx_module(name, self._generator)
         noise = jax.random.normal(
             numpyro.prng_key(), (self._generator.weight.shape[1],), self._generator.loc.dtype
         )
@@ -160,8 +191,30 @@ class AutoImplicitGuide(AutoGuide):
     def sample_posterior(
         self, rng_key: Array, params: dict, *args, sample_shape=(), **kwargs
     ) -> dict[str, Array]:
-        """Draws of the latents with ``sample_shape`` batch dimensions in front."""
-        return sample_posterior(self, rng_key, params, args, kwargs, sample_shape)
+        """Draws of the latent sites and of the model's deterministic sites (those of a
+        reparameterisation too, as NumPyro's autoguides return them), with ``sample_shape``
+        batch dimensions in front."""
+        shape = tuple(sample_shape)
+
+        def one(key: Array) -> dict[str, Array]:
+            with handlers.block():
+                guide = handlers.substitute(handlers.seed(self, key), data=params)
+                trace = handlers.trace(guide).get_trace(*args, **kwargs)
+            draw = next(
+                s["fn"].draw
+                for s in trace.values()
+                if isinstance(s.get("fn"), ImplicitDistribution)
+            )
+            values = self._unravel(draw.unconstrained)
+            model_params = {k for k, s in self.prototype_trace.items() if s["type"] == "param"}
+            values.update({k: v for k, v in params.items() if k in model_params})
+            out = self._postprocess_fn(values)
+            return {
+                k: v for k, v in out.items() if k in self.prototype_trace and k not in model_params
+            }
+
+        out = jax.vmap(one)(jax.random.split(rng_key, max(math.prod(shape), 1)))
+        return {k: v.reshape(shape + v.shape[1:]) for k, v in out.items()}
 
     def quantiles(self, params: dict, quantiles, *args, num_samples: int = 2000, **kwargs):
         """Monte Carlo quantiles of each latent site (coordinate-wise)."""

@@ -23,6 +23,7 @@ from pyro_ardae._common import (
     divergence_message,
     group_draws,
     same_support,
+    score_sample_sizes,
 )
 
 from .estimator import ScoreEstimator
@@ -37,7 +38,13 @@ def check_traces(model_trace, guide_trace) -> None:
     """Clear errors for a guide that does not fit ``ARDAE_ELBO`` or the model (the checks
     and messages of :func:`pyro_ardae.elbo.check_traces`)."""
     model = {
-        name: Site(site["is_observed"], site["fn"].support, type(site["fn"]).__name__, False)
+        name: Site(
+            site["is_observed"],
+            site["fn"].support,
+            type(site["fn"]).__name__,
+            False,
+            tuple(site["fn"].batch_shape + site["fn"].event_shape),
+        )
         for name, site in model_trace.items()
         if site["type"] == "sample"
     }
@@ -47,6 +54,7 @@ def check_traces(model_trace, guide_trace) -> None:
             site["fn"].support,
             type(site["fn"]).__name__,
             isinstance(site["fn"], ImplicitDistribution),
+            tuple(jnp.shape(site["value"])),
         )
         for name, site in guide_trace.items()
         if site["type"] == "sample"
@@ -106,7 +114,9 @@ class ARDAE_ELBO(ELBO):
         num_particles: samples of :math:`q` per step for the generator's loss.
         vectorize_particles: ``vmap`` the particles (else ``lax.map``).
         score_steps: AR-DAE steps per generator step.
-        score_samples: fresh samples per AR-DAE step (per context row when amortised).
+        score_samples: fresh samples per AR-DAE step (per context row when amortised);
+            ``None``: 512, or ``4 (d + 3)`` for a global guide of ``d > 125`` latent
+            dimensions.
         num_noise: noise draws per sample in each AR-DAE step.
         score_lr: learning rate of the score networks' Adam.
         whitening_momentum: momentum of the running moments that whiten the draws of a
@@ -125,7 +135,7 @@ class ARDAE_ELBO(ELBO):
         vectorize_particles: bool = True,
         *,
         score_steps: int = 1,
-        score_samples: int = 512,
+        score_samples: int | None = None,
         num_noise: int = 1,
         score_lr: float = 1e-3,
         whitening_momentum: float = 0.0,
@@ -166,8 +176,13 @@ class ARDAE_ELBO(ELBO):
         check_traces(model_trace, guide_trace)
         return log_p, model_trace, guide_trace
 
-    def _fresh(self, key, params, guide, args, kwargs) -> dict[str, tuple]:
-        """``score_samples`` fresh draws per guide: ``(n, d)`` or ``(n, m, d)``, the context
+    def _sample_sizes(self, draws: dict[str, tuple[Draw, list[str]]]) -> tuple[int, int]:
+        """Draws per AR-DAE step and how many the networks train on (static shapes)."""
+        dims = {g: d.unconstrained.shape[-1] for g, (d, _) in draws.items() if d.context is None}
+        return score_sample_sizes(self.score_samples, self.whitening_samples, dims)
+
+    def _fresh(self, key, params, guide, args, kwargs, n: int) -> dict[str, tuple]:
+        """``n`` fresh draws per guide: ``(n, d)`` or ``(n, m, d)``, the context
         ``(m, k)`` and the centre z0 ``(m, d)`` (``None`` for a global guide)."""
 
         def one(key):
@@ -176,7 +191,6 @@ class ARDAE_ELBO(ELBO):
                 tr = handlers.trace(seeded).get_trace(*args, **kwargs)
             return {g: (d.unconstrained, d.context, d.loc) for g, (d, _) in _draws(tr).items()}
 
-        n = self.whitening_samples or self.score_samples
         out = jax.vmap(one)(jax.random.split(key, n))
         fresh = {}
         for g, (u, ctx, loc) in jax.lax.stop_gradient(out).items():
@@ -199,18 +213,15 @@ class ARDAE_ELBO(ELBO):
         maps the generator's loss is scored with, and the last losses."""
         states = {g: params[d.state] for g, (d, _) in draws.items()}
         stats, losses = {}, {}
+        n, num_train = self._sample_sizes(draws)
         for step_key in jax.random.split(key, self.score_steps):
             key_fresh, key_step = jax.random.split(step_key)
-            fresh = self._fresh(key_fresh, params, guide, args, kwargs)
+            fresh = self._fresh(key_fresh, params, guide, args, kwargs, n)
             for g, (samples, context, loc) in fresh.items():
                 est = self.estimator(draws[g][0])
                 states[g], stats[g], losses[g] = est.update(
-                    states[g], key_step, samples, context, loc, self.score_samples
+                    states[g], key_step, samples, context, loc, num_train
                 )
-        if not stats:  # score_steps == 0: score with the current samples' whitening
-            fresh = self._fresh(key, params, guide, args, kwargs)
-            for g, (samples, context, loc) in fresh.items():
-                stats[g] = self.estimator(draws[g][0]).set_stats(samples, context, loc)
         return states, stats, losses
 
     def loss_with_mutable_state(self, rng_key, param_map, model, guide, *args, **kwargs):
@@ -263,7 +274,7 @@ class ARDAE_ELBO(ELBO):
         not finite while the parameters it started from were: the step that diverged."""
         diverged = _all_finite(param_map) & ~jnp.isfinite(energy)
         count = optax.tree_utils.tree_get(states[guides[0]].opt_state, "count")
-        step = count // max(self.score_steps, 1) - (1 if self.score_steps else 0)
+        step = count // self.score_steps - 1
         jax.lax.cond(
             diverged,
             lambda: jax.debug.callback(_warn_diverged, step, guides),

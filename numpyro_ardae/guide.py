@@ -120,6 +120,20 @@ def declare_score_state(draw: Draw) -> None:
     numpyro_mutable(draw.state, est.init(key, draw.unconstrained.dtype))
 
 
+def check_unique_name(owner: str, name: str) -> None:
+    """A clear error where another guide in the same run (two guides with one prefix, e.g.
+    the parts of an ``AutoGuideList``) already registered parameters as ``name``."""
+    for handler in numpyro.primitives._PYRO_STACK:
+        if isinstance(handler, handlers.trace) and f"{name}$params" in getattr(
+            handler, "trace", {}
+        ):
+            raise ValueError(
+                f"{owner}: another guide in this run already named its parameters {name!r}; "
+                "give each implicit guide its own prefix (prefix='...'), e.g. the parts of "
+                "an AutoGuideList"
+            )
+
+
 def sample_posterior(guide, rng_key: Array, params: dict, args, kwargs, sample_shape) -> dict:
     """Draws of every latent site of an implicit ``guide``, ``sample_shape`` batched."""
     shape = tuple(sample_shape)
@@ -230,10 +244,17 @@ class ImplicitGuide:
             raise ValueError(
                 f"ImplicitGuide: net returned sites {sorted(out)}, expected {sorted(self.supports)}"
             )
+        for name, value in out.items():
+            if not isinstance(value, jax.Array):
+                raise TypeError(
+                    f"ImplicitGuide: net must return an array per site, got a "
+                    f"{type(value).__name__} for {name!r}"
+                )
         return {k: v.reshape(tuple(batch) + v.shape[1:]) for k, v in out.items()}
 
     def __call__(self, *args, **kwargs) -> dict[str, Array]:
         """Draw the latents; returns a dict from site name to (constrained) value."""
+        check_unique_name("ImplicitGuide", f"{self.prefix}$net")
         net = eqx_module(f"{self.prefix}$net", self.net)
         context = self._context(args, kwargs)
         batch = () if context is None else context.shape[: context.ndim - self.context_event_dim]

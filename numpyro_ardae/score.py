@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import equinox as eqx
 import jax
@@ -18,6 +19,22 @@ from pyro_ardae._common import (
 )
 
 __all__ = ["PARAMETERIZATIONS", "Parameterization", "ScoreNet", "ScoreSpec", "score_spec"]
+
+
+@dataclass(frozen=True)
+class _JaxActivation:
+    """A ``jax.nn`` activation held by name: the jitted functions do not pickle, names do."""
+
+    name: str
+
+    def __call__(self, x: Array) -> Array:
+        return getattr(jax.nn, self.name)(x)
+
+
+def picklable(fn: Callable[[Array], Array]) -> Callable[[Array], Array]:
+    """``fn``, or its name if it is one of ``jax.nn``'s (so that params and SVI state pickle)."""
+    name = getattr(fn, "__name__", None)
+    return _JaxActivation(name) if name and getattr(jax.nn, name, None) is fn else fn
 
 
 class MLP(eqx.Module):
@@ -45,7 +62,7 @@ class MLP(eqx.Module):
         last = eqx.nn.Linear(widths[-1], out_dim, key=keys[-1], dtype=dtype)
         last = eqx.tree_at(lambda m: (m.weight, m.bias), last, replace_fn=jnp.zeros_like)
         self.layers = [*layers, last]
-        self.activation = activation
+        self.activation = picklable(activation)
 
     def __call__(self, x: Array) -> Array:
         for layer in self.layers[:-1]:

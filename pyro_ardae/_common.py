@@ -5,12 +5,16 @@ reduced to plain site descriptions)."""
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
 Parameterization = Literal["vector", "gradient"]
+ENUMERATION_TUTORIAL = "https://pyro.ai/examples/enumeration.html"
+MIN_SCORE_SAMPLES = 512  # the default draws per AR-DAE step, more for wide global guides
 PARAMETERIZATIONS = ("vector", "gradient")
 
 
@@ -24,13 +28,23 @@ class ScoreSpec(NamedTuple):
     fourier_scale: float = 3.0
 
 
+def positive_finite(value: Any) -> bool:
+    """A real number (not a bool) in ``(0, inf)``."""
+    return (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )
+
+
 def _check_fourier(owner: str, prefix: str, features: Any, scale: Any) -> None:
     if isinstance(features, bool) or not isinstance(features, int) or features < 0:
         raise ValueError(
             f"{owner}: expected {prefix}fourier_features to be an int >= 0, got {features!r}"
         )
-    if isinstance(scale, bool) or not isinstance(scale, int | float) or not scale > 0:
-        raise ValueError(f"{owner}: expected {prefix}fourier_scale > 0, got {scale!r}")
+    if not positive_finite(scale):
+        raise ValueError(f"{owner}: expected a finite {prefix}fourier_scale > 0, got {scale!r}")
 
 
 def score_spec(
@@ -50,8 +64,8 @@ def score_spec(
     hidden = tuple(hidden)
     if not all(isinstance(w, int) and w > 0 for w in hidden):
         raise ValueError(f"{owner}: expected score_hidden to be positive ints, got {hidden!r}")
-    if not (isinstance(delta, int | float) and delta > 0):
-        raise ValueError(f"{owner}: expected score_delta > 0, got {delta!r}")
+    if not positive_finite(delta):
+        raise ValueError(f"{owner}: expected a finite score_delta > 0, got {delta!r}")
     _check_fourier(owner, "score_", fourier_features, fourier_scale)
     return ScoreSpec(hidden, parameterization, float(delta), fourier_features, float(fourier_scale))
 
@@ -73,8 +87,8 @@ def check_score_net_args(
         raise ValueError(
             f"ScoreNet: expected parameterization in {PARAMETERIZATIONS}, got {parameterization!r}"
         )
-    if not delta > 0:
-        raise ValueError(f"ScoreNet: expected delta > 0, got {delta!r}")
+    if not positive_finite(delta):
+        raise ValueError(f"ScoreNet: expected a finite delta > 0, got {delta!r}")
     _check_fourier("ScoreNet", "", fourier_features, fourier_scale)
 
 
@@ -113,8 +127,8 @@ def check_autoguide_args(noise_dim: Any, init_scale: Any) -> None:
         raise ValueError(
             f"AutoImplicitGuide: expected noise_dim to be an int >= 1, got {noise_dim!r}"
         )
-    if not init_scale > 0:
-        raise ValueError(f"AutoImplicitGuide: expected init_scale > 0, got {init_scale!r}")
+    if not positive_finite(init_scale):
+        raise ValueError(f"AutoImplicitGuide: expected a finite init_scale > 0, got {init_scale!r}")
 
 
 def check_global_latent(
@@ -130,7 +144,9 @@ def check_global_latent(
     if discrete:
         raise ValueError(
             f"AutoImplicitGuide: latent site {name!r} is discrete ({fn}); an implicit guide "
-            f"needs continuous latents (marginalise it out, e.g. with {marginalise})"
+            "needs continuous latents, and ARDAE_ELBO does not enumerate. Sum the site out "
+            f"of the model (e.g. a {marginalise} likelihood for a mixture's assignments; "
+            f"marginalising discrete sites: {ENUMERATION_TUTORIAL})"
         )
     for plate, size, full_size in plates:
         if full_size != size:
@@ -139,6 +155,21 @@ def check_global_latent(
                 f"{plate!r} ({size} of {full_size}); AutoImplicitGuide handles global latents "
                 f"only. Use {package}.ImplicitGuide(net, context=...) with an amortised net."
             )
+
+
+def check_plates(sites: Iterable[tuple[str, Sequence[tuple[str, int | None, int]]]]) -> None:
+    """Every latent names each plate with one ``(dim, size)``; ``sites`` are ``(site name,
+    [(plate name, dim, size), ...])``."""
+    seen: dict[str, tuple[int | None, int, str]] = {}
+    for site, frames in sites:
+        for plate, dim, size in frames:
+            first = seen.setdefault(plate, (dim, size, site))
+            if first[:2] != (dim, size):
+                raise ValueError(
+                    f"AutoImplicitGuide: the plate {plate!r} has inconsistent dim or size in "
+                    f"the model: dim {first[0]}, size {first[1]} at site {first[2]!r}, dim "
+                    f"{dim}, size {size} at site {site!r}"
+                )
 
 
 def noise_dim_for(noise_dim: int | None, latent_dim: int) -> int:
@@ -153,31 +184,64 @@ def noise_dim_for(noise_dim: int | None, latent_dim: int) -> int:
     return noise_dim
 
 
-def check_elbo_options(score_lr: float, **ints: int) -> None:
+def check_elbo_options(score_lr: float, **ints: int | None) -> None:
     """``ARDAE_ELBO``'s integer options (name=value, with their minimum) and ``score_lr``."""
-    minimum = {"num_particles": 1, "score_steps": 0, "score_samples": 8, "num_noise": 1}
+    minimum = {"num_particles": 1, "score_steps": 1, "score_samples": 8, "num_noise": 1}
     for key, value in ints.items():
+        if key == "score_samples" and value is None:
+            continue  # the default: chosen from the latent dimension at the first step
         low = minimum[key]
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise ValueError(f"ARDAE_ELBO: expected {key} to be an int >= {low}, got {value!r}")
-    if not score_lr > 0:
-        raise ValueError(f"ARDAE_ELBO: expected score_lr > 0, got {score_lr!r}")
+    if not positive_finite(score_lr):
+        raise ValueError(f"ARDAE_ELBO: expected a finite score_lr > 0, got {score_lr!r}")
 
 
-def check_whitening_samples(whitening_samples: int | None, score_samples: int) -> int | None:
+def check_whitening_samples(whitening_samples: int | None, score_samples: int | None) -> int | None:
     """``ARDAE_ELBO``'s ``whitening_samples``: ``None`` or an int >= ``score_samples``."""
     if whitening_samples is None:
         return None
+    low = score_samples or MIN_SCORE_SAMPLES
     if (
         not isinstance(whitening_samples, int)
         or isinstance(whitening_samples, bool)
-        or whitening_samples < score_samples
+        or whitening_samples < low
     ):
         raise ValueError(
             f"ARDAE_ELBO: expected whitening_samples to be None or an int >= score_samples "
-            f"({score_samples}), got {whitening_samples!r}"
+            f"({low}), got {whitening_samples!r}"
         )
     return whitening_samples
+
+
+def default_score_samples(dim: int) -> int:
+    """Draws per AR-DAE step by default: 512, or ``4 (dim + 3)`` for a wider global guide
+    (each half of the draws whitens the other with a full covariance, which needs more
+    than ``dim + 2`` of them; twice that keeps the map's noise moderate)."""
+    return max(MIN_SCORE_SAMPLES, 4 * (dim + 3))
+
+
+def score_sample_sizes(
+    score_samples: int | None, whitening_samples: int | None, global_dims: Mapping[str, int]
+) -> tuple[int, int]:
+    """``(draws per AR-DAE step, of which the network trains on)`` for guides without a
+    context of the given latent dimensions; a clear error where there are too few."""
+    train = score_samples or default_score_samples(max(global_dims.values(), default=0))
+    if whitening_samples is not None and whitening_samples < train:
+        raise ValueError(
+            f"ARDAE_ELBO: expected whitening_samples >= the {train} draws the network "
+            f"trains on (score_samples), got {whitening_samples}"
+        )
+    n = whitening_samples or train
+    for name, dim in global_dims.items():
+        if n // 2 <= dim + 2:
+            raise ValueError(
+                f"ARDAE_ELBO: guide {name!r} has {dim} latent dimensions; whitening its draws "
+                f"needs at least {2 * (dim + 3)} of them per AR-DAE step, got score_samples="
+                f"{n}. Leave ARDAE_ELBO(score_samples=None), the default (max(512, 4 (d + 3)) "
+                f"draws), or set it to at least {2 * (dim + 3)}."
+            )
+    return n, train
 
 
 def guide_sites(
@@ -239,6 +303,17 @@ class Site(NamedTuple):
     support: Any
     fn: str  # the class name of the site's distribution
     implicit: bool  # a site of an implicit guide
+    shape: tuple[int, ...] = ()  # the model's batch + event shape, the guide's value's
+
+
+def covers(value: tuple[int, ...], model: tuple[int, ...]) -> bool:
+    """Whether a value of shape ``value`` gives each coordinate of a model site of shape
+    ``model`` its own entry: right-aligned, every dim of the site over 1 is matched (the
+    value may have more dims on the left, e.g. vectorised particles)."""
+    if len(value) < len(model):
+        value = (1,) * (len(model) - len(value)) + tuple(value)
+    tail = value[len(value) - len(model) :]
+    return all(m == 1 or v == m for v, m in zip(tail, model, strict=True))
 
 
 def check_model_guide(
@@ -274,6 +349,14 @@ def check_model_guide(
                 f"ARDAE_ELBO: model site {name!r} has support {model_site.support}, the "
                 f"guide's has {site.support}; give the guide the same support "
                 "(ImplicitGuide(..., sites={name: support}))"
+            )
+        if not covers(site.shape, model_site.shape):
+            raise ValueError(
+                f"ARDAE_ELBO: the guide's value of {name!r} has shape {site.shape}, which does "
+                f"not cover the model site's shape {model_site.shape}: broadcasting would use "
+                "one guide coordinate for several of the model's. Make the guide's net (or "
+                "context) return one entry per coordinate of the site (event shape and "
+                "plate dims)"
             )
     missing = latents - set(guide)
     if missing:

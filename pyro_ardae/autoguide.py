@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
+from typing import NoReturn
 
 import torch
 from pyro import poutine
@@ -15,7 +16,7 @@ from torch import Tensor, nn
 from torch.distributions import biject_to
 
 from ._common import check_autoguide_args, check_global_latent, noise_dim_for
-from .guide import Draw, emit_site, plate_batch_shape
+from .guide import Draw, emit_site, plate_batch_shape, stored_module
 from .score import Parameterization, mlp, score_spec
 
 
@@ -140,12 +141,12 @@ class AutoImplicitGuide(AutoContinuous):
                 site["fn"].support.is_discrete,
                 [(f.name, f.size, f.full_size or f.size) for f in site["cond_indep_stack"]],
                 "pyro_ardae",
-                "pyro.infer.config_enumerate",
+                "pyro.distributions.MixtureSameFamily",
             )
 
     def _setup_prototype(self, *args, **kwargs) -> None:
         self._check_sites(*args, **kwargs)
-        super()._setup_prototype(*args, **kwargs)
+        super()._setup_prototype(*args, **kwargs)  # refuses a model with no latent
         noise_dim = noise_dim_for(self._noise_dim, self.latent_dim)
         self.generator = Generator(
             noise_dim, self._init_loc(), self._init_scale, self._hidden, self._activation
@@ -153,11 +154,12 @@ class AutoImplicitGuide(AutoContinuous):
 
     def sample_latent(self, *args, **kwargs) -> Tensor:
         """Draw the flat unconstrained latent, batched over the enclosing plates."""
-        loc = self.generator.loc
+        generator = stored_module(self, "generator")
+        loc = generator.loc
         noise = torch.randn(
-            plate_batch_shape() + (self.generator.noise_dim,), dtype=loc.dtype, device=loc.device
+            plate_batch_shape() + (generator.noise_dim,), dtype=loc.dtype, device=loc.device
         )
-        return self.generator(noise)
+        return generator(noise)
 
     def forward(self, *args, **kwargs) -> dict[str, Tensor]:
         """Draw the latents; returns a dict from site name to (constrained) value."""
@@ -177,16 +179,43 @@ class AutoImplicitGuide(AutoContinuous):
                 )
         return result
 
+    def _no_density(self, method: str) -> NoReturn:
+        raise NotImplementedError(
+            f"AutoImplicitGuide.{method}: an implicit guide has a sampler, not a density, "
+            "base distribution or transform. Draw from it with guide(*args) or "
+            "pyro.infer.Predictive, summarise it with median() or quantiles(), and query "
+            "its learned score with ARDAE_ELBO.estimator(guide, *args)"
+        )
+
+    def get_posterior(self, *args, **kwargs) -> NoReturn:
+        """Not available: an implicit guide has no density (see :meth:`quantiles`)."""
+        self._no_density("get_posterior")
+
+    def get_base_dist(self) -> NoReturn:
+        """Not available: an implicit guide has no base distribution."""
+        self._no_density("get_base_dist")
+
+    def get_transform(self, *args, **kwargs) -> NoReturn:
+        """Not available: an implicit guide has no transform of a base distribution."""
+        self._no_density("get_transform")
+
     @torch.no_grad()
     def quantiles(self, quantiles, *args, num_samples: int = 2000, **kwargs) -> dict[str, Tensor]:
         """Monte Carlo quantiles of each unconstrained coordinate, mapped to the support
-        (exact for coordinate-wise supports such as real, positive or intervals)."""
+        (exact for coordinate-wise supports such as real, positive or intervals).
+
+        The ``num_samples`` draws come from a fixed noise stream (seed 0, the global RNG is
+        not touched): for a given state the result repeats, and :meth:`median` is
+        ``quantiles([0.5])``."""
         if self.prototype_trace is None:
             self._setup_prototype(*args, **kwargs)
-        loc = self.generator.loc
-        latent = self.generator(
-            torch.randn(num_samples, self.generator.noise_dim, dtype=loc.dtype, device=loc.device)
-        )
+        generator = stored_module(self, "generator")
+        loc = generator.loc
+        stream = torch.Generator(loc.device).manual_seed(0)
+        noise = torch.randn(
+            num_samples, generator.noise_dim, generator=stream, device=loc.device
+        ).to(loc.dtype)
+        latent = generator(noise)
         q = torch.as_tensor(quantiles, dtype=loc.dtype, device=loc.device)
         result: dict[str, list[Tensor]] = {}
         for row in torch.quantile(latent, q, dim=0):

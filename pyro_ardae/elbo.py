@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 import pyro
 import torch
@@ -24,6 +25,7 @@ from ._common import (
     divergence_message,
     group_draws,
     same_support,
+    score_sample_sizes,
 )
 from .estimator import ScoreEstimator
 from .guide import Draw, ImplicitDistribution
@@ -36,7 +38,13 @@ def _bound(x):
 def check_traces(model_trace, guide_trace) -> None:
     """Clear errors for a guide that does not fit ``ARDAE_ELBO`` or the model."""
     model = {
-        name: Site(site["is_observed"], site["fn"].support, type(site["fn"]).__name__, False)
+        name: Site(
+            site["is_observed"],
+            site["fn"].support,
+            type(site["fn"]).__name__,
+            False,
+            tuple(site["fn"].batch_shape + site["fn"].event_shape),
+        )
         for name, site in model_trace.nodes.items()
         if site["type"] == "sample"
     }
@@ -46,6 +54,7 @@ def check_traces(model_trace, guide_trace) -> None:
             site["fn"].support,
             type(site["fn"]).__name__,
             isinstance(site["fn"], ImplicitDistribution),
+            tuple(site["value"].shape),
         )
         for name, site in guide_trace.iter_stochastic_nodes()
     }
@@ -106,7 +115,9 @@ class ARDAE_ELBO(ELBO):
         max_plate_nesting: as in Pyro; guessed from one run when left infinite.
         vectorize_particles: draw the particles in one vectorised pass.
         score_steps: AR-DAE steps per generator step.
-        score_samples: fresh samples per AR-DAE step (per context row when amortised).
+        score_samples: fresh samples per AR-DAE step (per context row when amortised);
+            ``None``: 512, or ``4 (d + 3)`` for a global guide of ``d > 125`` latent
+            dimensions (its whitening needs more than ``d + 2`` in each half).
         num_noise: noise draws per sample in each AR-DAE step.
         score_lr: learning rate of the default Adam optimiser of the score networks.
         score_optimizer: ``params -> torch.optim.Optimizer`` to use instead.
@@ -140,7 +151,7 @@ class ARDAE_ELBO(ELBO):
         vectorize_particles: bool = False,
         *,
         score_steps: int = 1,
-        score_samples: int = 512,
+        score_samples: int | None = None,
         num_noise: int = 1,
         score_lr: float = 1e-3,
         score_optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer] | None = None,
@@ -164,11 +175,58 @@ class ARDAE_ELBO(ELBO):
         self.score_steps = score_steps
         self.score_samples = score_samples
         self.num_noise = num_noise
-        self.score_optimizer = score_optimizer or (
-            lambda params: torch.optim.Adam(params, lr=score_lr)
-        )
+        self.score_optimizer = score_optimizer or functools.partial(torch.optim.Adam, lr=score_lr)
         self.estimators: dict[str, ScoreEstimator] = {}
         self.num_steps = 0  # training steps taken, for the messages of a diverged fit
+        self._loaded: dict[str, dict] = {}  # estimator states waiting for their first step
+        self._sizes: tuple[int, int] | None = None  # see _sample_sizes
+
+    # --- state ------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, object]:
+        """Everything the next step reads that Pyro's param store does not hold: each score
+        estimator's weights, optimiser state and whitening map, and the step count and
+        the plate nesting it found.
+
+        With the param store (``pyro.get_param_store().get_state()``), the SVI optimiser's
+        state (``optim.get_state()``) and, for the same draws, the RNG state, it resumes a
+        run exactly: save all four at step ``k``, load them into fresh objects, and the
+        next steps are those of the uninterrupted run. ``torch.save`` it; the ELBO itself
+        pickles too."""
+        return {
+            "num_steps": self.num_steps,
+            "max_plate_nesting": self.max_plate_nesting,
+            "estimators": {k: est.state_dict() for k, est in self.estimators.items()}
+            | self._loaded,
+        }
+
+    def load_state_dict(self, state: Mapping[str, object]) -> None:
+        """Restore :meth:`state_dict`. An estimator not built yet (a fresh ELBO) takes its
+        state when its guide's first step builds it."""
+        keys = {"num_steps", "max_plate_nesting", "estimators"}
+        if not isinstance(state, Mapping) or set(state) != keys:
+            got = sorted(state) if isinstance(state, Mapping) else type(state).__name__
+            raise ValueError(
+                "ARDAE_ELBO.load_state_dict: expected the dict of ARDAE_ELBO.state_dict() "
+                f"with keys {sorted(keys)}, got {got}"
+            )
+        self.num_steps = int(state["num_steps"])
+        self.max_plate_nesting = state["max_plate_nesting"]
+        self._loaded = {}
+        for name, est_state in state["estimators"].items():
+            if name in self.estimators:
+                self._load_estimator(name, self.estimators[name], est_state)
+            else:
+                self._loaded[name] = est_state
+
+    @staticmethod
+    def _load_estimator(name: str, est: ScoreEstimator, state: Mapping) -> None:
+        try:
+            est.load_state_dict(state)
+        except RuntimeError as e:
+            raise ValueError(
+                f"ARDAE_ELBO.load_state_dict: the saved score estimator of guide {name!r} "
+                f"does not fit this guide's ({e})"
+            ) from e
 
     # --- traces -----------------------------------------------------------------------
     def _guess_max_plate_nesting(self, model, guide, args, kwargs) -> None:
@@ -228,7 +286,7 @@ class ARDAE_ELBO(ELBO):
     ) -> list[tuple[Draw, Tensor, Tensor | None, Tensor | None]]:
         """Fresh detached draws ``(draw, samples (n, [m,] d), context (m, k) or None,
         centre z0 (m, d) or None)``."""
-        n = self.whitening_samples or self.score_samples
+        n, _ = self._sample_sizes(guide, args, kwargs)
         with torch.no_grad(), poutine.block():
             with pyro.plate("_ardae_score_samples", n, dim=-self.max_plate_nesting - 1):
                 trace = prune_subsample_sites(poutine.trace(guide).get_trace(*args, **kwargs))
@@ -252,18 +310,41 @@ class ARDAE_ELBO(ELBO):
                 out.append((draw, u.reshape(n, -1, d), ctx, loc))
         return out
 
+    def _sample_sizes(self, guide, args, kwargs) -> tuple[int, int]:
+        """Draws per AR-DAE step and how many the networks train on, fixed at the first
+        step from the latent dimensions of the guides without a context."""
+        if self._sizes is None:
+            # A probe draw that leaves the random streams as they were (a resumed run draws
+            # the numbers of the uninterrupted one).
+            cuda = [torch.cuda.current_device()] if torch.cuda.is_initialized() else []
+            with torch.no_grad(), poutine.block(), torch.random.fork_rng(devices=cuda):
+                trace = prune_subsample_sites(poutine.trace(guide).get_trace(*args, **kwargs))
+            dims = {
+                draw.guide: draw.unconstrained.shape[-1]
+                for draw, _ in _draws(trace).values()
+                if draw.context is None
+            }
+            self._sizes = score_sample_sizes(self.score_samples, self.whitening_samples, dims)
+        return self._sizes
+
     def _estimator(self, draw: Draw) -> ScoreEstimator:
         est = self.estimators.get(draw.guide)
         if est is None:
             u, c = draw.unconstrained, draw.context
-            est = ScoreEstimator(
-                u.shape[-1],
-                0 if c is None else c.shape[-1],
-                **draw.spec._asdict(),
-                num_noise=self.num_noise,
-                optimizer=self.score_optimizer,
-                whitening_momentum=0.0 if c is not None else self.whitening_momentum,
-            ).to(u)
+            saved = self._loaded.pop(draw.guide, None)
+            # A network whose weights are about to be loaded draws its initial ones from a
+            # side stream, so that a resumed run's random numbers are the uninterrupted one's.
+            with torch.random.fork_rng(devices=[], enabled=saved is not None):
+                est = ScoreEstimator(
+                    u.shape[-1],
+                    0 if c is None else c.shape[-1],
+                    **draw.spec._asdict(),
+                    num_noise=self.num_noise,
+                    optimizer=self.score_optimizer,
+                    whitening_momentum=0.0 if c is not None else self.whitening_momentum,
+                ).to(u)
+            if saved is not None:
+                self._load_estimator(draw.guide, est, saved)
             self.estimators[draw.guide] = est
         return est
 
@@ -273,7 +354,7 @@ class ARDAE_ELBO(ELBO):
         learned score or ``log_prob`` (e.g. for new contexts) or to save and load its state.
         """
         with torch.no_grad(), poutine.block():
-            trace = poutine.trace(guide).get_trace(*args, **kwargs)
+            trace = prune_subsample_sites(poutine.trace(guide).get_trace(*args, **kwargs))
         draws = [draw for draw, _ in _draws(trace).values()]
         if len(draws) != 1:
             raise ValueError(
@@ -289,9 +370,8 @@ class ARDAE_ELBO(ELBO):
         losses = {}
         for _ in range(self.score_steps):
             for draw, samples, context, loc in self._fresh(guide, args, kwargs):
-                losses[draw.guide] = self._estimator(draw).update(
-                    samples, context, loc, self.score_samples
-                )
+                _, num_train = self._sample_sizes(guide, args, kwargs)
+                losses[draw.guide] = self._estimator(draw).update(samples, context, loc, num_train)
         return losses
 
     # --- the loss ---------------------------------------------------------------------

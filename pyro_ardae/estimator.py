@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
@@ -270,8 +271,26 @@ class ScoreEstimator(nn.Module):
         self.num_noise = num_noise
         self.stats: Standardization | None = None
         self.running: tuple[Tensor, Tensor] | None = None
-        optimizer = optimizer or (lambda params: torch.optim.Adam(params, lr=1e-3))
+        optimizer = optimizer or functools.partial(torch.optim.Adam, lr=1e-3)
         self.optimizer = optimizer(self.net.parameters())
+
+    def get_extra_state(self) -> dict[str, object]:
+        """What the next step reads besides the network's weights, saved by ``state_dict``:
+        the optimiser's state, the whitening map and the running moments."""
+        stats = None if self.stats is None else self.stats._asdict()
+        if stats is not None and stats["base"] is not None:
+            stats["base"] = stats["base"]._asdict()
+        return {"optimizer": self.optimizer.state_dict(), "stats": stats, "running": self.running}
+
+    def set_extra_state(self, state: dict[str, object]) -> None:
+        """Restore what :meth:`get_extra_state` saved (``load_state_dict`` calls it)."""
+        self.optimizer.load_state_dict(state["optimizer"])
+        stats = state["stats"]
+        if stats is not None:
+            base = stats["base"]
+            stats = Standardization(**{**stats, "base": base and GaussianBase(**base)})
+        self.stats = stats
+        self.running = state["running"]
 
     @property
     def dim(self) -> int:

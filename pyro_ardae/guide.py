@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 import pyro
@@ -10,6 +11,7 @@ import torch
 from pyro.distributions import TorchDistribution, constraints
 from pyro.distributions.util import sum_rightmost
 from pyro.nn import PyroModule
+from pyro.params import param_with_module_name
 from pyro.poutine.runtime import get_plates
 from torch import Tensor, nn
 from torch.distributions import biject_to
@@ -100,6 +102,39 @@ class ImplicitDistribution(TorchDistribution):
 
     def log_prob(self, value: Tensor) -> Tensor:
         raise NotImplementedError(NO_DENSITY.format(name=self.name))
+
+
+def stored_module(owner: PyroModule, name: str) -> nn.Module | Callable:
+    """``owner.<name>``, each parameter registered in Pyro's param store and replaced by the
+    store's tensor where the store already holds one under its name.
+
+    ``pyro.module`` keeps a plain ``nn.Module``'s own tensors when the store holds others
+    (a loaded store, or an earlier guide of the same name), so SVI would step the stored
+    tensors while the module samples with its own. Swapping the stored tensors in at every
+    call makes the store the one source of truth, as it is for ``PyroParam`` s (AutoNormal);
+    frozen parameters (``requires_grad_(False)``) are registered the same way, without
+    ``pyro.module``'s warning.
+    """
+    module = owner._modules.get(name) if name in owner._modules else getattr(owner, name)
+    if not isinstance(module, nn.Module) or isinstance(module, PyroModule):
+        return module
+    with owner._pyro_context:  # names are known inside the module's context
+        fullname = owner._pyro_get_fullname(name)
+    store = pyro.get_param_store()
+    for key, param in list(module.named_parameters()):
+        stored_name = param_with_module_name(fullname, key)
+        if stored_name in store and store[stored_name].shape != param.shape:
+            raise ValueError(
+                f"{type(owner).__name__}: Pyro's param store holds {stored_name!r} of shape "
+                f"{tuple(store[stored_name].shape)}, this guide's is {tuple(param.shape)}: "
+                "the store is another guide's. Call pyro.clear_param_store() first, or give "
+                "this guide its own name (prefix=...)"
+            )
+        stored = pyro.param(stored_name, param)
+        if stored is not param:
+            path, _, leaf = key.rpartition(".")
+            module.get_submodule(path)._parameters[leaf] = stored
+    return module
 
 
 def plate_batch_shape() -> torch.Size:
@@ -234,7 +269,8 @@ class ImplicitGuide(PyroModule):
         return c
 
     def _outputs(self, noise: Tensor, context: Tensor | None) -> dict[str, Tensor]:
-        out = self.net(noise) if context is None else self.net(noise, context)
+        net = stored_module(self, "net")
+        out = net(noise) if context is None else net(noise, context)
         if isinstance(out, Tensor) and len(self.supports) == 1:
             out = {next(iter(self.supports)): out}
         if not isinstance(out, Mapping):
@@ -284,7 +320,20 @@ class ImplicitGuide(PyroModule):
                 zero = noise.new_zeros(ctx_batch + (self.noise_dim,))
                 loc = self._flat(self._outputs(zero, rows), ctx_batch).expand(flat.shape)
         draw = Draw(self._pyro_name, flat, ctx_flat, self.score_spec, loc)
-        return {
-            name: emit_site(name, out[name], support, draw)
-            for name, support in self.supports.items()
-        }
+        with ExitStack() as stack:
+            if context is not None:
+                self._context_plates(stack, ctx_batch)
+            return {
+                name: emit_site(name, out[name], support, draw)
+                for name, support in self.supports.items()
+            }
+
+    def _context_plates(self, stack: ExitStack, ctx_batch: torch.Size) -> None:
+        """Declare the context's batch dims as plates (those the caller has not opened), so
+        that whatever sizes the guide's batch from its trace (``Predictive(parallel=True)``,
+        the ELBO's plate nesting) puts its own dims to their left."""
+        taken = {f.dim for f in get_plates() if f.vectorized and f.dim is not None}
+        for i, size in enumerate(reversed(ctx_batch)):
+            if size > 1 and -1 - i not in taken:
+                name = f"{self._pyro_name}.context_dim{-1 - i}"
+                stack.enter_context(pyro.plate(name, size, dim=-1 - i))

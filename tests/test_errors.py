@@ -1,5 +1,7 @@
 """Bad input gets a clear error before any training step."""
 
+import math
+
 import pyro
 import pyro.distributions as dist
 import pytest
@@ -36,6 +38,8 @@ def test_density_guide_is_refused():
         ({"num_particles": 0}, "num_particles"),
         ({"score_samples": 1}, "score_samples"),
         ({"score_steps": -1}, "score_steps"),
+        ({"score_steps": 0}, "score_steps to be an int >= 1, got 0"),
+        ({"score_lr": float("inf")}, "finite score_lr"),
         ({"num_noise": 1.5}, "num_noise"),
         ({"score_lr": 0.0}, "score_lr"),
         ({"whitening_momentum": 1.0}, r"whitening_momentum in \[0, 1\), got 1.0"),
@@ -99,6 +103,10 @@ def test_bad_guide_arguments():
         AutoImplicitGuide(model, score_parameterization="scalar")
     with pytest.raises(ValueError, match="score_delta"):
         AutoImplicitGuide(model, score_delta=0.0)
+    with pytest.raises(ValueError, match="finite score_delta > 0, got inf"):
+        ImplicitGuide(torch.nn.Linear(2, 2), noise_dim=2, score_delta=float("inf"))
+    with pytest.raises(ValueError, match="finite init_scale > 0, got inf"):
+        AutoImplicitGuide(model, init_scale=float("inf"))
     with pytest.raises(ValueError, match="score_hidden"):
         ImplicitGuide(torch.nn.Linear(2, 2), noise_dim=2, score_hidden=(0,))
     with pytest.raises(ValueError, match="score_fourier_features to be an int >= 0, got -1"):
@@ -144,7 +152,7 @@ def test_discrete_latent():
     def discrete():
         pyro.sample("k", dist.Bernoulli(0.5))
 
-    with pytest.raises(ValueError, match="'k' is discrete"):
+    with pytest.raises(ValueError, match="'k' is discrete.*pyro.ai/examples/enumeration"):
         AutoImplicitGuide(discrete)()
 
 
@@ -185,3 +193,56 @@ def test_nothing_trained_before_error():
     with pytest.raises(ValueError):
         svi_step(model, guide)
     assert all(torch.equal(a, b) for a, b in zip(before, guide.parameters(), strict=True))
+
+
+def test_broadcast_guide_value_is_refused():
+    # a scalar where the model's site is (2,) would tie both coordinates to one value
+    guide = ImplicitGuide(lambda e: e.sum(-1), noise_dim=2, sites="z")
+    with pytest.raises(ValueError, match=r"shape \(\), which does not cover .* \(2,\)"):
+        svi_step(model, guide)
+
+
+def test_context_of_one_row_in_a_plate_of_ten():
+    def local(x):
+        with pyro.plate("n", 10):
+            pyro.sample("z", dist.Normal(0.0, 1.0).expand([2]).to_event(1))
+
+    net = torch.nn.Linear(3 + 4, 2)
+    guide = ImplicitGuide(
+        lambda e, c: net(torch.cat([e, c], -1)), noise_dim=3, context=lambda x: x[:1]
+    )
+    with pytest.raises(ValueError, match=r"shape \(1, 2\), which does not cover .* \(10, 2\)"):
+        svi_step(local, guide, None, torch.randn(10, 4))
+
+
+def test_store_of_another_guide_is_named():
+    pyro.clear_param_store()
+    ImplicitGuide(torch.nn.Linear(2, 1), noise_dim=2, sites="z")()
+    guide = ImplicitGuide(torch.nn.Linear(3, 2), noise_dim=3, sites="z")
+    with pytest.raises(ValueError, match="store is another guide's.*clear_param_store"):
+        guide()
+    pyro.clear_param_store()
+
+
+def test_model_without_latents():
+    def observed():
+        pyro.sample("x", dist.Normal(0.0, 1.0), obs=torch.tensor(1.0))
+
+    with pytest.raises(RuntimeError, match="found no latent variables"):  # Pyro's message
+        AutoImplicitGuide(observed)()
+
+
+def wide_model():
+    pyro.sample("z", dist.Normal(torch.zeros(260), 1.0).to_event(1))
+
+
+def test_wide_guide_names_score_samples():
+    guide = AutoImplicitGuide(wide_model, hidden=(8,), score_hidden=(8,))
+    with pytest.raises(ValueError, match=r"260 latent dimensions.*ARDAE_ELBO\(score_samples="):
+        svi_step(wide_model, guide, ARDAE_ELBO(score_samples=512))
+
+
+def test_wide_guide_trains_at_the_default():
+    pyro.clear_param_store()
+    guide = AutoImplicitGuide(wide_model, hidden=(8,), score_hidden=(8,))
+    assert math.isfinite(svi_step(wide_model, guide, ARDAE_ELBO()))

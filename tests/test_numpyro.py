@@ -233,7 +233,7 @@ def test_bad_inputs_match_pyro():
         ImplicitGuide(Affine(jnp.zeros(()), jnp.ones(2)), noise_dim=2, sites=s, score_hidden=(8,))
         for s in "ab"
     )
-    with pytest.raises(ValueError, match="both named 'implicit'.*own prefix"):
+    with pytest.raises(ValueError, match="already named its parameters 'implicit.net'.*own prefix"):
         SVI(two_sites, lambda: {**first(), **other()}, optax.adam(1e-3), ARDAE_ELBO()).run(
             KEY, 2, progress_bar=False
         )
@@ -241,10 +241,81 @@ def test_bad_inputs_match_pyro():
     def discrete():
         numpyro.sample("k", dist.Bernoulli(0.5))
 
-    with pytest.raises(ValueError, match="'k' is discrete"):
+    with pytest.raises(ValueError, match="'k' is discrete.*pyro.ai/examples/enumeration"):
         run_guide = AutoImplicitGuide(discrete)
         with numpyro.handlers.seed(rng_seed=0):
             run_guide()
+
+
+class ListNet(eqx.Module):
+    weight: jax.Array
+
+    def __call__(self, noise):
+        return [self.weight @ noise]
+
+
+class SumNet(eqx.Module):
+    weight: jax.Array
+
+    def __call__(self, noise, context=None):
+        x = noise if context is None else jnp.concatenate([noise, context])
+        return self.weight @ x
+
+
+def test_bad_guides_and_models_are_named():
+    def model():
+        numpyro.sample("z", dist.Normal(jnp.zeros(2), 1.0).to_event(1))
+
+    def run(model, guide, *args, **elbo):
+        elbo = ARDAE_ELBO(**({"score_samples": 16} | elbo))
+        SVI(model, guide, optax.adam(1e-3), elbo).run(KEY, 2, *args, progress_bar=False)
+
+    with pytest.raises(TypeError, match="an array per site, got a list for 'z'"):
+        run(model, ImplicitGuide(ListNet(jnp.eye(2)), noise_dim=2, sites="z"))
+    with pytest.raises(ValueError, match=r"shape \(\), which does not cover .* \(2,\)"):
+        run(model, ImplicitGuide(SumNet(jnp.ones(2)), noise_dim=2, sites="z"))
+
+    def local(x):
+        with numpyro.plate("n", 10):
+            numpyro.sample("z", dist.Normal(0.0, 1.0).expand([2]).to_event(1))
+
+    one_row = ImplicitGuide(
+        SumNet(jnp.ones((2, 6))), noise_dim=2, sites="z", context=lambda x: x[:1]
+    )
+    with pytest.raises(ValueError, match=r"shape \(1, 2\), which does not cover .* \(10, 2\)"):
+        run(local, one_row, jnp.ones((10, 4)))
+
+    def observed():
+        numpyro.sample("x", dist.Normal(0.0, 1.0), obs=1.0)
+
+    with pytest.raises(ValueError, match="no latent sample site"):
+        run(observed, AutoImplicitGuide(observed))
+
+    def wide():
+        numpyro.sample("z", dist.Normal(jnp.zeros(260), 1.0).to_event(1))
+
+    with pytest.raises(ValueError, match=r"260 latent dimensions.*ARDAE_ELBO\(score_samples="):
+        run(wide, AutoImplicitGuide(wide, hidden=(8,), score_hidden=(8,)), score_samples=512)
+    for kwargs, match in (
+        ({"score_steps": 0}, "score_steps to be an int >= 1, got 0"),
+        ({"score_lr": float("inf")}, "finite score_lr"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            ARDAE_ELBO(**kwargs)
+    with pytest.raises(ValueError, match="finite score_delta > 0, got inf"):
+        AutoImplicitGuide(model, score_delta=float("inf"))
+
+
+def test_inconsistent_plate_is_named():
+    def model():
+        with numpyro.plate("a", 10, dim=-1):
+            numpyro.sample("x", dist.Normal(0.0, 1.0))
+        with numpyro.plate("a", 5, dim=-1):
+            numpyro.sample("y", dist.Normal(0.0, 1.0))
+
+    with pytest.raises(ValueError, match="plate 'a' has inconsistent dim or size"):
+        with numpyro.handlers.seed(rng_seed=0):
+            AutoImplicitGuide(model)()
 
 
 def test_parity_with_pyro():
