@@ -3,7 +3,8 @@
 Each :class:`Problem` has a Pyro model (what the guides are fitted to), the map from a
 dict of draws to the coordinates the metrics compare (``flatten``: unconstrained-looking,
 e.g. ``log tau``), and a reference: an exact sampler, or NumPyro NUTS draws of the same model
-cached in ``benchmarks/references/`` (tracked, float32, with their r-hat and ESS).
+cached in ``benchmarks/references/`` (tracked, float32, with their r-hat and ESS). Every
+model has a NumPyro twin, ``numpyro_model(name)`` (same sites, same coordinates).
 
 ``python benchmarks/suite.py`` (re)builds the NUTS references that are missing and prints
 one JSON object with every reference's r-hat, bulk ESS and divergences; ``--quick`` only
@@ -190,21 +191,75 @@ def ar1_model() -> None:
         pyro.sample("y", dist.Normal(phi * y[:-1], sigma), obs=y[1:])
 
 
-# --- NumPyro twins of the models with NUTS references ------------------------------------
+# --- NumPyro twins (same sites, same coordinates; jax and numpyro imported when called) ----
 def numpyro_model(name: str) -> Callable[[], None]:
+    """The NumPyro twin of the suite's Pyro model ``name``."""
     import jax.numpy as jnp
     import numpyro
     import numpyro.distributions as nd
 
-    if name == "eight_schools":
+    if name in ("eight_schools", "eight_schools_centred"):
+        centred = name == "eight_schools_centred"
         y, sigma = jnp.array(SCHOOLS_Y), jnp.array(SCHOOLS_SIGMA)
 
         def model():
             mu = numpyro.sample("mu", nd.Normal(0.0, 5.0))
             tau = numpyro.sample("tau", nd.HalfCauchy(5.0))
             with numpyro.plate("schools", 8):
-                theta_tilde = numpyro.sample("theta_tilde", nd.Normal(0.0, 1.0))
-                numpyro.sample("obs", nd.Normal(mu + tau * theta_tilde, sigma), obs=y)
+                if centred:
+                    theta = numpyro.sample("theta", nd.Normal(mu, tau))
+                else:
+                    theta = mu + tau * numpyro.sample("theta_tilde", nd.Normal(0.0, 1.0))
+                numpyro.sample("obs", nd.Normal(theta, sigma), obs=y)
+
+        return model
+    if name == "funnel":
+
+        def model():
+            v = numpyro.sample("v", nd.Normal(0.0, FUNNEL_SD))
+            numpyro.sample("x", nd.Normal(0.0, jnp.exp(v / 2)).expand([2]).to_event(1))
+
+        return model
+    if name in ("mixture", "correlated", "banana"):
+
+        def mixture_lp(z):
+            a = nd.Normal(MIX_MEAN, MIX_SD).log_prob(z).sum(-1)
+            b = nd.Normal(-MIX_MEAN, MIX_SD).log_prob(z).sum(-1)
+            return jnp.logaddexp(a, b) + math.log(0.5)
+
+        def correlated_lp(z):
+            cov = jnp.array([[1.0, RHO], [RHO, 1.0]])
+            return nd.MultivariateNormal(jnp.zeros(2), cov).log_prob(z)
+
+        def banana_lp(z):
+            z1, z2 = z[..., 0], z[..., 1]
+            mean2 = BAN_B * (z1**2 - BAN_SD1**2)
+            return nd.Normal(0.0, BAN_SD1).log_prob(z1) + nd.Normal(mean2, BAN_SD2).log_prob(z2)
+
+        lps = {"mixture": mixture_lp, "correlated": correlated_lp, "banana": banana_lp}
+        log_density = lps[name]
+
+        def model():  # the twin of factor_model(log_density)
+            base = nd.Normal(jnp.zeros(2), 1.0).to_event(1)
+            z = numpyro.sample("z", base)
+            numpyro.factor("target", log_density(z) - base.log_prob(z))
+
+        return model
+    if name == "dirichlet":
+        prior, counts = jnp.array(DIRICHLET_PRIOR), jnp.array(DIRICHLET_COUNTS)
+
+        def model():
+            p = numpyro.sample("p", nd.Dirichlet(prior))
+            numpyro.sample("counts", nd.Multinomial(int(DIRICHLET_COUNTS.sum()), p), obs=counts)
+
+        return model
+    if name == "gamma_poisson":
+        counts = jnp.array(POISSON_COUNTS)
+
+        def model():
+            rate = numpyro.sample("rate", nd.Gamma(3.0, 1.0))
+            with numpyro.plate("data", len(POISSON_COUNTS)):
+                numpyro.sample("obs", nd.Poisson(rate), obs=counts)
 
         return model
     if name in ("logistic", "breast_cancer"):
@@ -236,7 +291,7 @@ def numpyro_model(name: str) -> Callable[[], None]:
             numpyro.sample("y", nd.Normal(phi * y[:-1], sigma), obs=y[1:])
 
         return model
-    raise ValueError(f"no NUTS model named {name!r}")
+    raise ValueError(f"no model named {name!r}")
 
 
 # --- coordinates and exact samplers --------------------------------------------------------
