@@ -488,7 +488,7 @@ def check_halves(n: int, dim: int) -> None:
     other's moments, which needs more than ``dim + 2`` samples in each half."""
     if n // 2 <= dim + 2:
         raise ValueError(
-            f"ScoreEstimator.update: whitening {dim}-dim samples (per context) needs at least "
+            f"ScoreEstimator.update: whitening {dim}-dim samples needs at least "
             f"{2 * (dim + 3)} fresh samples (two halves of more than {dim + 2}), "
             f"got {n}"
         )

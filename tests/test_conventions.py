@@ -423,6 +423,17 @@ def test_numpyro_init_to_value(kind):
     assert jnp.allclose(guide.median(params)["w"], start, atol=0.015)
 
 
+def test_numpyro_float64(kind):
+    with jax.enable_x64(True):
+        guide = numpyro_guide(kind, model=numpyro_regression)
+        result = numpyro_svi(kind, guide, numpyro_regression).run(
+            jax.random.PRNGKey(0), 2, progress_bar=False
+        )
+        draws = guide.sample_posterior(jax.random.PRNGKey(1), result.params, sample_shape=(3,))
+        assert draws["w"].dtype == jnp.float64
+        assert all(x.dtype == jnp.float64 for x in jax.tree.leaves(result.params))
+
+
 def numpyro_improper_model() -> None:
     z = numpyro.sample("z", nd.ImproperUniform(nd.constraints.positive, (), (2,)))
     numpyro.sample("x", nd.Normal(z, 1.0).to_event(1), obs=jnp.array([1.0, 2.0]))
