@@ -285,6 +285,15 @@ def test_bad_guides_and_models_are_named():
     with pytest.raises(ValueError, match=r"shape \(1, 2\), which does not cover .* \(10, 2\)"):
         run(local, one_row, jnp.ones((10, 4)))
 
+    def two_shapes():
+        numpyro.sample("a", dist.Normal(0.0, 1.0).expand([2]).to_event(1))
+        numpyro.sample("b", dist.Normal(0.0, 1.0).expand([3]).to_event(1))
+
+    first = ImplicitGuide(SumNet(jnp.eye(2)), noise_dim=2, sites="a", score_hidden=(8,))
+    other = ImplicitGuide(SumNet(jnp.eye(3)), noise_dim=3, sites="b", score_hidden=(8,))
+    with pytest.raises(ValueError, match="'implicit.net'; give each implicit guide its own"):
+        run(two_shapes, lambda: {**first(), **other()})
+
     def observed():
         numpyro.sample("x", dist.Normal(0.0, 1.0), obs=1.0)
 
