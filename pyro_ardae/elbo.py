@@ -105,6 +105,9 @@ class ARDAE_ELBO(ELBO):
     the first step), each with its own optimiser: they are plain ``torch.nn.Module`` s
     outside Pyro's param store, so the SVI optimiser never sees them.
 
+    The checks of the guide against the model (sites, supports, shapes) run on the first
+    step of each model and guide pair, before any parameter changes, and not after.
+
     **What** ``loss``, ``loss_and_grads`` **and** ``SVI.step`` **return**: the Monte Carlo
     estimate of the *energy* :math:`\mathbb{E}_q[-\log p(x, z)]`, not the negative ELBO
     (which would need :math:`\log q`). It can go up while the fit improves, as the
@@ -180,6 +183,8 @@ class ARDAE_ELBO(ELBO):
         self.num_steps = 0  # training steps taken, for the messages of a diverged fit
         self._loaded: dict[str, dict] = {}  # estimator states waiting for their first step
         self._sizes: tuple[int, int] | None = None  # see _sample_sizes
+        self._checked: set[tuple[int, int]] = set()  # (model, guide) pairs already checked
+        self._checking = True
 
     # --- state ------------------------------------------------------------------------
     def state_dict(self) -> dict[str, object]:
@@ -272,7 +277,8 @@ class ARDAE_ELBO(ELBO):
         )
         guide_trace = prune_subsample_sites(guide_trace)
         model_trace = prune_subsample_sites(model_trace)
-        check_traces(model_trace, guide_trace)
+        if self._checking:
+            check_traces(model_trace, guide_trace)
         model_trace.compute_log_prob()
         if is_validation_enabled():
             for site in model_trace.nodes.values():
@@ -396,6 +402,11 @@ class ARDAE_ELBO(ELBO):
     def _prepare(self, model, guide, args, kwargs) -> None:
         if self.max_plate_nesting == float("inf"):
             self._guess_max_plate_nesting(model, guide, args, kwargs)
+        # The model/guide checks run on the first step of each pair, off the hot path.
+        self._checking = (id(model), id(guide)) not in self._checked
+
+    def _checked_pair(self, model, guide) -> None:
+        self._checked.add((id(model), id(guide)))
 
     def _losses(self, model, guide, args, kwargs):
         """Yield ``(surrogate loss, log p)`` per particle (batch of particles)."""
@@ -412,6 +423,7 @@ class ARDAE_ELBO(ELBO):
             for model_trace, _ in self._get_traces(model, guide, args, kwargs):
                 energy -= torch_item(model_trace.log_prob_sum()) / self.num_particles
         warn_if_nan(energy, "loss")
+        self._checked_pair(model, guide)
         return energy
 
     def _check_energy(self, log_p: float) -> float:
@@ -436,6 +448,7 @@ class ARDAE_ELBO(ELBO):
                 surrogate.backward()
             energy -= log_p / self.num_particles
         self.num_steps += 1
+        self._checked_pair(model, guide)
         return energy
 
     def differentiable_loss(self, model, guide, *args, **kwargs) -> Tensor:
@@ -451,4 +464,5 @@ class ARDAE_ELBO(ELBO):
             self._check_energy(torch_item(log_p))
             loss = loss + surrogate
         self.num_steps += 1
+        self._checked_pair(model, guide)
         return loss

@@ -246,3 +246,18 @@ def test_wide_guide_trains_at_the_default():
     pyro.clear_param_store()
     guide = AutoImplicitGuide(wide_model, hidden=(8,), score_hidden=(8,))
     assert math.isfinite(svi_step(wide_model, guide, ARDAE_ELBO()))
+
+
+def test_model_guide_checks_run_on_the_first_step_only(monkeypatch):
+    import pyro_ardae.elbo
+
+    calls = []
+    check = pyro_ardae.elbo.check_traces
+    monkeypatch.setattr(pyro_ardae.elbo, "check_traces", lambda *a: calls.append(1) or check(*a))
+    guide = AutoImplicitGuide(model, hidden=(8,), score_hidden=(8,))
+    svi = SVI(model, guide, pyro.optim.Adam({"lr": 1e-3}), ARDAE_ELBO(score_samples=16))
+    svi.step()
+    first = len(calls)
+    for _ in range(3):
+        svi.step()
+    assert first >= 1 and len(calls) == first

@@ -382,3 +382,12 @@ def test_normalized_log_prob_with_a_running_map():
     gap = log_q - dist.Normal(loc, sd).log_prob(z).sum(-1)
     assert abs(float(gap.mean())) < 0.05
     assert float(jnp.median(jnp.abs(gap))) < 0.1
+
+
+def test_import_loads_neither_torch_nor_pyro():
+    import subprocess
+    import sys
+
+    code = "import numpyro_ardae, sys; print('torch' in sys.modules, 'pyro' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
