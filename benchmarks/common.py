@@ -39,7 +39,7 @@ def provenance() -> dict[str, object]:
         "pyro_ardae_src_sha256": digest.hexdigest()[:12],
         "pyro_ardae_git": commit + ("-dirty" if dirty else ""),
         "ardae_elbo_defaults": {
-            k: getattr(elbo, k) for k in ("score_steps", "score_samples", "num_noise")
+            k: getattr(elbo, k) for k in ("score_steps", "score_samples", "whitening_samples")
         },
         "score_net_defaults": ScoreSpec()._asdict(),
         "torch": torch.__version__,

@@ -44,8 +44,8 @@ from pyro_ardae.score import PARAMETERIZATIONS  # noqa: E402
 
 # this benchmark's options passed on to the example as they are
 PASSED = ("methods", "particles", "score_steps", "fourier_features", "fourier_scale",
-          "score_delta", "score_parameterization", "lr_decay", "whitening_momentum",
-          "whitening_samples", "sharp_maps", "ema", "pool", "device")  # fmt: skip
+          "score_delta", "score_parameterization", "lr_decay", "whitening_samples",
+          "sharp_maps", "ema", "pool", "device")  # fmt: skip
 
 
 def main() -> dict:
@@ -63,7 +63,6 @@ def main() -> dict:
         default="vector",
         help="AR-DAE's network output",
     )
-    parser.add_argument("--whitening-momentum", type=float, default=0.0, help="AR-DAE's")
     parser.add_argument(
         "--whitening-samples", type=int, default=None, help="AR-DAE's draws per step for its maps"
     )

@@ -14,12 +14,11 @@ sampler ends narrower than the target. Draws with |z1| < 4 only (the wall plays 
 
 ``--on exact`` asks the same of the AR-DAE alone: it trains a score estimator, as the example
 configures it, on minibatches of 512 from 200,000 exact U2 draws for twice ``--steps`` steps
-(two AR-DAE steps per generator step in the fits) under five whitening maps: per-step
+(two AR-DAE steps per generator step in the fits) under four whitening maps: per-step
 (cross-fitted halves of the 512), per-step from ``--whitening-samples`` draws (2048 unless
 given; the network still trains on 512 of them), per-step scales about the pool's mean (the
-centre's jitter removed, the scales' kept), running (``--whitening-momentum``, 0.9 by
-default here) and one fixed map of the whole pool, and reports the fraction of the exact
-draws' precision across the band each one reports.
+centre's jitter removed, the scales' kept) and one fixed map of the whole pool, and reports
+the fraction of the exact draws' precision across the band each one reports.
 
     python benchmarks/energy_band.py --quick               # 1000 steps
     python benchmarks/energy_band.py --seed 1              # 10000 steps, as the benchmark's fits
@@ -69,8 +68,6 @@ def on_sampler(args: argparse.Namespace, steps: int) -> dict:
             str(args.particles),
             "--fourier-features",
             str(args.fourier_features),
-            "--whitening-momentum",
-            str(args.whitening_momentum),
             *(
                 ["--whitening-samples", str(args.whitening_samples)]
                 if args.whitening_samples
@@ -103,26 +100,23 @@ def on_sampler(args: argparse.Namespace, steps: int) -> dict:
 def on_exact(args: argparse.Namespace, steps: int) -> dict:
     pool = energy_fitting.exact_samples("U2", 200_000, torch.Generator().manual_seed(7))
     z = energy_fitting.reference("U2", 5000)
-    # name: (momentum, draws per map, fixed centre); momentum None: one fixed map of the pool
+    # name: (per-step maps, draws per map, fixed centre); not per-step: one map of the pool
     more = args.whitening_samples or 2048
     maps = {
-        "per_step": (0.0, 512, None),
-        f"per_step_{more}": (0.0, more, None),
-        "per_step_pool_centre": (0.0, 512, pool.mean(0)),  # only the scales jitter
-        "running": (args.whitening_momentum, 512, None),
-        "fixed": (None, 512, None),
+        "per_step": (True, 512, None),
+        f"per_step_{more}": (True, more, None),
+        "per_step_pool_centre": (True, 512, pool.mean(0)),  # only the scales jitter
+        "fixed": (False, 512, None),
     }
     out = {}
-    for name, (momentum, draws, centre) in maps.items():
+    for name, (per_step, draws, centre) in maps.items():
         torch.manual_seed(args.seed)
-        est = ScoreEstimator(
-            2, fourier_features=args.fourier_features, whitening_momentum=momentum or 0.0
-        )
-        if momentum is None:
+        est = ScoreEstimator(2, fourier_features=args.fourier_features)
+        if not per_step:
             est.set_stats(pool)
         for _ in range(2 * steps):
             batch = pool[torch.randint(len(pool), (draws,))]
-            if momentum is None:
+            if not per_step:
                 est.step(batch)
             else:  # the network on 512 of them, ARDAE_ELBO's score_samples
                 est.update(batch, loc=centre, num_train=512)
@@ -139,12 +133,6 @@ def main() -> dict:
     parser.add_argument("--particles", type=int, default=512)
     parser.add_argument("--fourier-features", type=int, default=64, help="score net's (0: none)")
     parser.add_argument(
-        "--whitening-momentum",
-        type=float,
-        default=None,
-        help="AR-DAE's: the example's default (0) on the sampler, 0.9 for --on exact's running map",
-    )
-    parser.add_argument(
         "--whitening-samples",
         type=int,
         default=None,
@@ -154,8 +142,6 @@ def main() -> dict:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     steps = args.steps or (1000 if args.quick else 10_000)
-    if args.whitening_momentum is None:
-        args.whitening_momentum = 0.9 if args.on == "exact" else 0.0
     torch.set_num_threads(args.threads)
     result = {
         "benchmark": "energy_band",
@@ -163,7 +149,6 @@ def main() -> dict:
         "target": "U2",
         "steps": steps,
         "fourier_features": args.fourier_features,
-        "whitening_momentum": args.whitening_momentum,
         "whitening_samples": args.whitening_samples,
         "seed": args.seed,
         **(on_sampler if args.on == "sampler" else on_exact)(args, steps),

@@ -22,10 +22,9 @@ docs/benchmarks.md).
 The AR-DAE whitens each step's draws with maps from cross-fitted halves of the 512 it trains
 on. Those maps jitter by about the bands' width, so the score network learns a blurred, too
 weak score across them (U2, seed 1: 55% of the draws' precision across the band reported).
-Both ways to remove the jitter fix U2 and cost elsewhere (docs/benchmarks.md): maps from 2048
-fresh draws (``--whitening-samples 2048``) took U2 from 0.039 to 0.009 over three seeds but
-made U1, U3 and U4 worse; running moments (``--whitening-momentum 0.9``) made every target
-worse. Both are off by default.
+Maps from more fresh draws lower the jitter: from 2048 (``--whitening-samples 2048``) they took
+U2 from 0.039 to 0.009 over three seeds but made U1, U3 and U4 worse (docs/benchmarks.md); off
+by default.
 
 ``--ema D`` draws each sampler from an exponential moving average of its parameters
 (``ParameterEMA``, decay ``D`` per step) and also scores its last iterate. The samplers keep
@@ -193,7 +192,6 @@ def make(
     particles: int,
     score_steps: int = 2,
     fourier_features: int = 64,
-    whitening_momentum: float = 0.0,
     whitening_samples: int | None = None,
     score_delta: float = 0.1,
     fourier_scale: float = 3.0,
@@ -203,14 +201,12 @@ def make(
     generator step (2, as the paper did here) with ``fourier_features`` random Fourier
     features of frequency sd ``fourier_scale`` in their score networks (``"vector"`` output
     or the ``"gradient"`` of a learned energy), trained at noise scale ``score_delta``,
-    whitened with running moments of momentum ``whitening_momentum`` or per-step maps from
-    ``whitening_samples`` fresh draws."""
+    whitened with per-step maps from ``whitening_samples`` fresh draws."""
     vec = {"num_particles": particles, "vectorize_particles": particles > 1}
     ardae = ARDAE_ELBO(
         **vec,
         score_steps=score_steps,
         score_samples=SCORE_SAMPLES,
-        whitening_momentum=whitening_momentum,
         whitening_samples=whitening_samples,
     )
     score = {
@@ -407,7 +403,6 @@ def train(
         args.particles,
         args.score_steps,
         args.fourier_features,
-        args.whitening_momentum,
         args.whitening_samples,
         args.score_delta,
         args.fourier_scale,
@@ -579,9 +574,6 @@ def parser() -> argparse.ArgumentParser:
         choices=PARAMETERIZATIONS,
         default="vector",
         help="the score networks' output: a vector, or the gradient of a learned energy",
-    )
-    p.add_argument(
-        "--whitening-momentum", type=float, default=0.0, help="AR-DAE's (0: per-step maps)"
     )
     p.add_argument(
         "--whitening-samples",

@@ -18,7 +18,6 @@ from pyro_ardae._common import (
     Site,
     check_elbo_options,
     check_model_guide,
-    check_whitening_momentum,
     check_whitening_samples,
     divergence_message,
     group_draws,
@@ -117,11 +116,7 @@ class ARDAE_ELBO(ELBO):
         score_samples: fresh samples per AR-DAE step (per context row when amortised);
             ``None``: 512, or ``4 (d + 3)`` for a global guide of ``d > 125`` latent
             dimensions.
-        num_noise: noise draws per sample in each AR-DAE step.
         score_lr: learning rate of the score networks' Adam.
-        whitening_momentum: momentum of the running moments that whiten the draws of a
-            guide without a context (0: each step's own draws); amortised guides are
-            whitened per context row within each step.
         whitening_samples: fresh draws per AR-DAE step its whitening maps come from, of
             which the network trains on ``score_samples`` (``None``: all of them); see
             :class:`pyro_ardae.ARDAE_ELBO`.
@@ -136,24 +131,19 @@ class ARDAE_ELBO(ELBO):
         *,
         score_steps: int = 1,
         score_samples: int | None = None,
-        num_noise: int = 1,
         score_lr: float = 1e-3,
-        whitening_momentum: float = 0.0,
         whitening_samples: int | None = None,
     ) -> None:
-        self.whitening_momentum = check_whitening_momentum("ARDAE_ELBO", whitening_momentum, 0)
         check_elbo_options(
             score_lr,
             num_particles=num_particles,
             score_steps=score_steps,
             score_samples=score_samples,
-            num_noise=num_noise,
         )
         self.whitening_samples = check_whitening_samples(whitening_samples, score_samples)
         super().__init__(num_particles=num_particles, vectorize_particles=vectorize_particles)
         self.score_steps = score_steps
         self.score_samples = score_samples
-        self.num_noise = num_noise
         self.score_lr = score_lr
 
     def estimator(self, draw: Draw) -> ScoreEstimator:
@@ -162,9 +152,7 @@ class ARDAE_ELBO(ELBO):
             draw.unconstrained.shape[-1],
             0 if draw.context is None else draw.context.shape[-1],
             **draw.spec._asdict(),
-            num_noise=self.num_noise,
             optimizer=optax.adam(self.score_lr),
-            whitening_momentum=0.0 if draw.context is not None else self.whitening_momentum,
         )
 
     def _traces(self, key, params, model, guide, args, kwargs):

@@ -21,13 +21,10 @@ from jax.scipy.linalg import solve_triangular
 
 from pyro_ardae._common import (
     CHOLESKY_RETRIES,
-    GaussianBase,
     check_global_samples,
     check_halves,
     check_num_train,
     check_samples,
-    check_whitening_momentum,
-    mix_moments,
     relative_jitter,
     whitening_ridge,
 )
@@ -41,13 +38,10 @@ class Standardization(NamedTuple):
 
     ``scale`` is a lower-triangular ``(d, d)`` matrix :math:`L` when ``loc`` is ``(d,)``
     (global: full covariance) or per-row sds ``(m, d)`` when ``loc`` is ``(m, d)`` (per context).
-    ``base``: the Gaussian the network's base term stands for in whitened coordinates
-    (``None``: :math:`N(0, I)`), as in :class:`pyro_ardae.estimator.Standardization`.
     """
 
     loc: Array
     scale: Array
-    base: GaussianBase | None = None
 
     @property
     def tril(self) -> bool:
@@ -88,16 +82,6 @@ def moments(samples: Array, tril: bool, loc: Array | None = None) -> tuple[Array
     return loc, cov / dof
 
 
-def gaussian_base(y: Array) -> GaussianBase:
-    """The Gaussian base of whitened draws ``y`` ``(n, d)``, as
-    :func:`pyro_ardae.estimator.gaussian_base`."""
-    loc, cov = moments(y, True)
-    eigvals, eigvecs = jnp.linalg.eigh(cov)
-    finfo = jnp.finfo(y.dtype)
-    floor = finfo.eps * jnp.max(eigvals) + finfo.tiny
-    return GaussianBase(loc, jnp.maximum(eigvals, floor), eigvecs)
-
-
 def standardization(loc: Array, cov: Array, tril: bool) -> Standardization:
     """The whitening map of a mean and a covariance (``tril``) or variance, with the ridge
     of :func:`pyro_ardae._common.whitening_ridge` (a collapsing sampler gets a small, finite
@@ -132,13 +116,12 @@ def log_normalizer(
     key: Array,
     num_samples: int,
     context: Array | None = None,
-    base: GaussianBase | None = None,
 ) -> Array:
     r"""Importance-sampling estimate of the log-normaliser of a gradient-form
     :class:`ScoreNet` per context row, as :func:`pyro_ardae.estimator.log_normalizer`:
     :math:`\log Z(c) \approx \log \frac1K \sum_k e^{-F(y_k, 0, c)} / N(y_k; 0, I)`,
-    :math:`y_k \sim N(0, I)`, by log-sum-exp; with a ``base`` its energy is added and it is the
-    proposal. Returns shape ``(m,)`` for a context ``(m, k)``, else ``()``.
+    :math:`y_k \sim N(0, I)`, by log-sum-exp. Returns shape ``(m,)`` for a context
+    ``(m, k)``, else ``()``.
 
     Example:
         >>> net = ScoreNet(3, hidden=(8,), parameterization="gradient", key=jax.random.PRNGKey(0))
@@ -150,39 +133,25 @@ def log_normalizer(
         raise ValueError(f"log_normalizer: expected num_samples >= 1, got {num_samples!r}")
     rows = () if context is None else context.shape[:-1]
     eps = jax.random.normal(key, (num_samples, *rows, net.dim))
-    y = eps if base is None else base.sample(eps)
-    flat = y.reshape(-1, net.dim)
+    flat = eps.reshape(-1, net.dim)
     if context is None:
         energy = jax.vmap(lambda r: net.energy(r, 0.0))(flat)
     else:
-        ctx = jnp.broadcast_to(context, y.shape[:-1] + context.shape[-1:])
+        ctx = jnp.broadcast_to(context, eps.shape[:-1] + context.shape[-1:])
         energy = jax.vmap(lambda r, c: net.energy(r, 0.0, c))(
             flat, ctx.reshape(-1, context.shape[-1])
         )
-    log_w = -energy.reshape(y.shape[:-1]) + 0.5 * jnp.sum(eps**2, -1)
-    if base is not None:  # the base's energy, and its density as the proposal
-        log_w = log_w - base.energy_offset(y) + 0.5 * jnp.sum(jnp.log(base.eigvals))
+    log_w = -energy.reshape(eps.shape[:-1]) + 0.5 * jnp.sum(eps**2, -1)
     log_w = log_w + 0.5 * net.dim * math.log(2 * math.pi)
     return jax.nn.logsumexp(log_w, 0) - math.log(num_samples)
 
 
-class RunningMoments(NamedTuple):
-    """Running mean and covariance of a global estimator's draws; ``started`` is false until
-    the first :meth:`ScoreEstimator.update` (a fixed pytree structure for ``jit``)."""
-
-    loc: Array
-    cov: Array
-    started: Array
-
-
 class ScoreState(NamedTuple):
-    """The state a score estimator threads through its steps: the network, its optimiser
-    state and, in the global mode, the running moments of the draws (``None`` per
-    context)."""
+    """The state a score estimator threads through its steps: the network and its optimiser
+    state."""
 
     net: ScoreNet
     opt_state: optax.OptState
-    running: RunningMoments | None = None
 
 
 class ScoreEstimator:
@@ -195,13 +164,10 @@ class ScoreEstimator:
         hidden: hidden widths of the :class:`ScoreNet`.
         parameterization: ``"vector"`` or ``"gradient"``.
         delta: :math:`\sigma \sim N(0, \delta^2)` in whitened units.
-        num_noise: noise draws :math:`(u, \sigma)` per sample in each step.
         activation: hidden activation.
         optimizer: an optax transformation; Adam with ``lr=1e-3`` by default.
         fourier_features: random Fourier features of the whitened input (0 for none).
         fourier_scale: sd of their frequencies, whitened units.
-        whitening_momentum: momentum of the global mode's running moments (0: each step's
-            own samples, cross-fitted; 0 is the only value per context).
 
     Example:
         >>> est = ScoreEstimator(2, hidden=(32, 32))
@@ -222,18 +188,11 @@ class ScoreEstimator:
         hidden: Sequence[int] = (128, 128, 128),
         parameterization: Parameterization = "vector",
         delta: float = 0.1,
-        num_noise: int = 1,
         activation: Callable[[Array], Array] = jax.nn.silu,
         optimizer: optax.GradientTransformation | None = None,
         fourier_features: int = 0,
         fourier_scale: float = 3.0,
-        whitening_momentum: float = 0.0,
     ) -> None:
-        self.whitening_momentum = check_whitening_momentum(
-            "ScoreEstimator", whitening_momentum, context_dim
-        )
-        if not isinstance(num_noise, int) or num_noise < 1:
-            raise ValueError(f"ScoreEstimator: expected num_noise >= 1, got {num_noise!r}")
         if not isinstance(dim, int) or dim < 1:
             raise ValueError(f"ScoreEstimator: expected dim to be a positive int, got {dim!r}")
         self.dim = dim
@@ -241,7 +200,6 @@ class ScoreEstimator:
         self.hidden = tuple(hidden)
         self.parameterization = parameterization
         self.delta = delta
-        self.num_noise = num_noise
         self.activation = activation
         self.fourier_features = fourier_features
         self.fourier_scale = fourier_scale
@@ -260,11 +218,7 @@ class ScoreEstimator:
             key=key,
             dtype=dtype,
         )
-        running = None
-        if not self.context_dim:
-            eye = jnp.eye(self.dim, dtype=dtype)
-            running = RunningMoments(jnp.zeros(self.dim, dtype), eye, jnp.array(False))
-        return ScoreState(net, self.optimizer.init(eqx.filter(net, eqx.is_array)), running)
+        return ScoreState(net, self.optimizer.init(eqx.filter(net, eqx.is_array)))
 
     def _check(self, z: Array, context: Array | None, min_dims: int) -> None:
         check_samples(self.dim, self.context_dim, z, context, min_dims, (jax.Array, np.ndarray))
@@ -299,18 +253,16 @@ class ScoreEstimator:
         key: Array,
         y: Array,
         context: Array | None,
-        base: GaussianBase | None = None,
     ) -> tuple[ScoreState, Array]:
         if context is not None:
             context = jnp.broadcast_to(context, y.shape[:-1] + context.shape[-1:])
-            context = jnp.tile(context.reshape(-1, context.shape[-1]), (self.num_noise, 1))
-        y = jnp.tile(y.reshape(-1, self.dim), (self.num_noise, 1))
+            context = context.reshape(-1, context.shape[-1])
+        y = y.reshape(-1, self.dim)
         u, sigma = sample_noise(key, y, self.delta)
         params, static = eqx.partition(state.net, eqx.is_array)
 
         def loss_fn(params):
-            offset = None if base is None else base.score_offset
-            return ardae_loss(eqx.combine(params, static), y, u, sigma, context, offset)
+            return ardae_loss(eqx.combine(params, static), y, u, sigma, context)
 
         loss, grads = jax.value_and_grad(loss_fn)(params)
         updates, opt_state = self.optimizer.update(grads, state.opt_state, params)
@@ -327,28 +279,14 @@ class ScoreEstimator:
         num_train: int | None = None,
     ) -> tuple[ScoreState, Standardization, Array]:
         """One training step on fresh ``samples``; returns the state, the whitening map to
-        query with and the loss. Global mode with ``whitening_momentum`` :math:`m > 0`: the
-        map comes from the state's running moments, mixed :math:`m` old to :math:`1 - m`
-        new, and the network's Gaussian base from the step's own draws; per context (or
-        :math:`m = 0`) it is cross-fitted: each half is whitened with the other half's
-        moments (about the known centre ``loc`` if given) and the first half's map is
-        returned. With ``num_train`` (static under ``jit``) the network trains on that many of
-        the whitened samples while the maps use them all (see
+        query with and the loss. The whitening is cross-fitted: each half is whitened with
+        the other half's moments (about the known centre ``loc`` if given) and the first
+        half's map is returned. With ``num_train`` (static under ``jit``) the network trains
+        on that many of the whitened samples while the maps use them all (see
         :meth:`pyro_ardae.ScoreEstimator.update` for why)."""
         self._check(samples, context, 3 if self.context_dim else 2)
         check_num_train(num_train, samples.shape[0])
         samples = jax.lax.stop_gradient(samples)
-        if self.whitening_momentum:
-            check_global_samples(self.dim, samples)
-            running = state.running
-            momentum = jnp.where(running.started, self.whitening_momentum, 0.0)
-            old = (running.loc, running.cov)
-            loc, cov = mix_moments(old, moments(samples, True), momentum.astype(samples.dtype))
-            stats = standardization(loc, cov, True)
-            y = stats.whiten(samples)
-            stats = stats._replace(base=gaussian_base(y))
-            state, loss = self._train(state, key, y[:num_train], context, stats.base)
-            return state._replace(running=RunningMoments(loc, cov, jnp.array(True))), stats, loss
         check_halves(samples.shape[0], 1 if self.context_dim else self.dim)
         half = samples.shape[0] // 2
         a, b = samples[:half], samples[half : 2 * half]
@@ -403,9 +341,7 @@ class ScoreEstimator:
         r"""The estimate of :math:`\nabla_z \log q(z \mid c)`, shaped like ``z`` (no gradient
         flows to the network or to ``z``)."""
         net = jax.lax.stop_gradient(state.net)
-        y, f = self._query(lambda y, c: net(y, 0.0, c), state, stats, z, context)
-        if stats.base is not None:
-            f = f + stats.base.score_offset(y, 0.0)
+        _, f = self._query(lambda y, c: net(y, 0.0, c), state, stats, z, context)
         return jax.lax.stop_gradient(stats.pull_back(f))
 
     def log_prob(
@@ -414,9 +350,7 @@ class ScoreEstimator:
         r""":math:`\log q(z \mid c)` up to an additive constant, :math:`-F(y, 0, c) -
         \log|\det L|`; needs ``parameterization="gradient"``."""
         net = state.net
-        y, energy = self._query(lambda y, c: net.energy(y, 0.0, c), state, stats, z, context)
-        if stats.base is not None:
-            energy = energy + stats.base.energy_offset(y)
+        _, energy = self._query(lambda y, c: net.energy(y, 0.0, c), state, stats, z, context)
         return -energy - stats.log_abs_det()
 
     def normalized_log_prob(
@@ -430,5 +364,5 @@ class ScoreEstimator:
     ) -> Array:
         r""":math:`\log q(z \mid c) = -F(y, 0, c) - \log Z(c) - \log|\det L|`, the
         normaliser from :func:`log_normalizer` with ``num_samples`` draws per context row."""
-        log_z = log_normalizer(state.net, key, num_samples, context, stats.base)
+        log_z = log_normalizer(state.net, key, num_samples, context)
         return self.log_prob(state, stats, z, context) - log_z

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import jax
 import jax.numpy as jnp
 from jax import Array
@@ -17,7 +15,6 @@ def ardae_loss(
     u: Array,
     sigma: Array,
     context: Array | None = None,
-    offset: Callable[[Array, Array], Array] | None = None,
 ) -> Array:
     r"""Monte Carlo estimate of the AR-DAE objective (Lim et al., 2020, eq. 2)
 
@@ -34,8 +31,6 @@ def ardae_loss(
         u: standard normal noise, shape ``(n, d)``.
         sigma: noise levels, shape ``(n,)``.
         context: optional context, shape ``(n, k)``.
-        offset: optional fixed :math:`g(x, \sigma)` (``sigma`` of shape ``(n, 1)``) added to
-            the network's output, as in :func:`pyro_ardae.ardae_loss`.
 
     Returns:
         The mean over the ``n`` rows of the squared residual (a scalar).
@@ -43,8 +38,6 @@ def ardae_loss(
     in_axes = (0, 0, None if context is None else 0)
     x = y + sigma[:, None] * u
     f = jax.vmap(net, in_axes=in_axes)(x, sigma, context)
-    if offset is not None:
-        f = f + offset(x, sigma[:, None])
     return jnp.mean(jnp.sum((u + sigma[:, None] * f) ** 2, -1))
 
 

@@ -186,7 +186,7 @@ def noise_dim_for(noise_dim: int | None, latent_dim: int) -> int:
 
 def check_elbo_options(score_lr: float, **ints: int | None) -> None:
     """``ARDAE_ELBO``'s integer options (name=value, with their minimum) and ``score_lr``."""
-    minimum = {"num_particles": 1, "score_steps": 1, "score_samples": 8, "num_noise": 1}
+    minimum = {"num_particles": 1, "score_steps": 1, "score_samples": 8}
     for key, value in ints.items():
         if key == "score_samples" and value is None:
             continue  # the default: chosen from the latent dimension at the first step
@@ -422,65 +422,6 @@ def check_global_samples(dim: int, samples: Any) -> None:
         raise ValueError(
             f"ScoreEstimator: expected samples of shape (n, {dim}), got {tuple(samples.shape)}"
         )
-
-
-def check_whitening_momentum(owner: str, value: Any, context_dim: int) -> float:
-    """Validated momentum of a score estimator's running whitening moments: ``value`` in
-    ``[0, 1)``, and 0 with a context (contexts change from step to step, so per-context
-    moments cannot be averaged over steps)."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
-        raise ValueError(f"{owner}: expected whitening_momentum in [0, 1), got {value!r}")
-    if context_dim and value:
-        raise ValueError(
-            f"{owner}: expected whitening_momentum 0 with a context (per-context whitening "
-            f"is cross-fitted within each step), got {value!r}"
-        )
-    return float(value)
-
-
-class GaussianBase(NamedTuple):
-    r"""The Gaussian :math:`N(c, C)`, :math:`C = V \operatorname{diag}(\lambda) V^\top`, whose
-    score a score network's base term is, in the network's (whitened) coordinates, in place
-    of :math:`N(0, I)`. Backend-free: the fields are torch or jax arrays alike."""
-
-    loc: Any
-    eigvals: Any
-    eigvecs: Any
-
-    def score_offset(self, y: Any, sigma: Any) -> Any:
-        r""":math:`g(y, \sigma) = \frac{y}{1 + \sigma^2} - (C + \sigma^2 I)^{-1} (y - c)`: added
-        to a :class:`ScoreNet` (whose base is :math:`-y / (1 + \sigma^2)`), it makes the base
-        the smoothed score of :math:`N(c, C)`; ``sigma`` has shape ``y.shape[:-1] + (1,)``."""
-        w = (y - self.loc) @ self.eigvecs
-        return y / (1 + sigma**2) - (w / (self.eigvals + sigma**2)) @ self.eigvecs.T
-
-    def sample(self, eps: Any) -> Any:
-        r"""Draws :math:`c + C^{1/2} \epsilon` of the Gaussian from standard normal ``eps``."""
-        return (eps * self.eigvals**0.5) @ self.eigvecs.T + self.loc
-
-    def energy_offset(self, y: Any) -> Any:
-        r"""The matching change of the gradient form's energy at :math:`\sigma = 0`,
-        :math:`\tfrac12 (y - c)^\top C^{-1} (y - c) - \tfrac12 \|y\|^2`."""
-        w = (y - self.loc) @ self.eigvecs
-        return 0.5 * ((w**2 / self.eigvals).sum(-1) - (y**2).sum(-1))
-
-
-def mix_moments(old: tuple[Any, Any], new: tuple[Any, Any], momentum: float) -> tuple[Any, Any]:
-    r"""Mean and covariance of the mixture :math:`m P_\text{old} + (1 - m) P_\text{new}` of two
-    laws given by their ``(mean, covariance)``:
-
-    .. math::
-
-        \mu = m \mu_0 + (1 - m) \mu_1, \qquad
-        \Sigma = m \Sigma_0 + (1 - m) \Sigma_1 + m (1 - m) (\mu_0 - \mu_1)(\mu_0 - \mu_1)^\top,
-
-    an exponential moving average of moments that never subtracts two large second moments
-    (no cancellation for a sampler far from the origin)."""
-    (loc0, cov0), (loc1, cov1) = old, new
-    diff = loc0 - loc1
-    loc = momentum * loc0 + (1 - momentum) * loc1
-    spread = momentum * (1 - momentum) * diff[..., :, None] * diff[..., None, :]
-    return loc, momentum * cov0 + (1 - momentum) * cov1 + spread
 
 
 def check_halves(n: int, dim: int) -> None:

@@ -96,6 +96,7 @@ class AutoImplicitGuide(AutoContinuous):
         >>> import pyro, pyro.distributions as dist
         >>> def model():
         ...     pyro.sample("s", dist.LogNormal(0.0, 1.0))
+        >>> pyro.clear_param_store()
         >>> guide = AutoImplicitGuide(model, hidden=(16,))
         >>> bool(guide()["s"] > 0)
         True

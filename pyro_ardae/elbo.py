@@ -20,7 +20,6 @@ from ._common import (
     Site,
     check_elbo_options,
     check_model_guide,
-    check_whitening_momentum,
     check_whitening_samples,
     divergence_message,
     group_draws,
@@ -121,13 +120,8 @@ class ARDAE_ELBO(ELBO):
         score_samples: fresh samples per AR-DAE step (per context row when amortised);
             ``None``: 512, or ``4 (d + 3)`` for a global guide of ``d > 125`` latent
             dimensions (its whitening needs more than ``d + 2`` in each half).
-        num_noise: noise draws per sample in each AR-DAE step.
         score_lr: learning rate of the default Adam optimiser of the score networks.
         score_optimizer: ``params -> torch.optim.Optimizer`` to use instead.
-        whitening_momentum: momentum of the running moments that whiten the draws of a
-            guide without a context (see :meth:`ScoreEstimator.update
-            <pyro_ardae.ScoreEstimator.update>`; 0 re-whitens from each step's draws).
-            Amortised guides are whitened per context row within each step.
         whitening_samples: fresh draws per AR-DAE step that its whitening maps are
             estimated from, of which the network trains on ``score_samples`` (``None``: all
             ``score_samples``). A map from ``n`` draws jitters by :math:`O(n^{-1/2})` from
@@ -155,19 +149,15 @@ class ARDAE_ELBO(ELBO):
         *,
         score_steps: int = 1,
         score_samples: int | None = None,
-        num_noise: int = 1,
         score_lr: float = 1e-3,
         score_optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer] | None = None,
-        whitening_momentum: float = 0.0,
         whitening_samples: int | None = None,
     ) -> None:
-        self.whitening_momentum = check_whitening_momentum("ARDAE_ELBO", whitening_momentum, 0)
         check_elbo_options(
             score_lr,
             num_particles=num_particles,
             score_steps=score_steps,
             score_samples=score_samples,
-            num_noise=num_noise,
         )
         self.whitening_samples = check_whitening_samples(whitening_samples, score_samples)
         super().__init__(
@@ -177,7 +167,6 @@ class ARDAE_ELBO(ELBO):
         )
         self.score_steps = score_steps
         self.score_samples = score_samples
-        self.num_noise = num_noise
         self.score_optimizer = score_optimizer or functools.partial(torch.optim.Adam, lr=score_lr)
         self.estimators: dict[str, ScoreEstimator] = {}
         self.num_steps = 0  # training steps taken, for the messages of a diverged fit
@@ -345,9 +334,7 @@ class ARDAE_ELBO(ELBO):
                     u.shape[-1],
                     0 if c is None else c.shape[-1],
                     **draw.spec._asdict(),
-                    num_noise=self.num_noise,
                     optimizer=self.score_optimizer,
-                    whitening_momentum=0.0 if c is not None else self.whitening_momentum,
                 ).to(u)
             if saved is not None:
                 self._load_estimator(draw.guide, est, saved)

@@ -12,13 +12,10 @@ from torch import Tensor, nn
 
 from ._common import (
     CHOLESKY_RETRIES,
-    GaussianBase,
     check_global_samples,
     check_halves,
     check_num_train,
     check_samples,
-    check_whitening_momentum,
-    mix_moments,
     relative_jitter,
     whitening_ridge,
 )
@@ -33,16 +30,12 @@ class Standardization(NamedTuple):
 
     ``scale`` is either a lower-triangular ``(d, d)`` matrix :math:`L` (global mode: full
     covariance, so any Gaussian :math:`q` becomes exactly standard normal) or per-row
-    standard deviations ``(..., d)`` (per-context mode: :math:`L` diagonal). ``base`` is the
-    Gaussian, in whitened coordinates, that the network's base term stands for: ``None`` for
-    :math:`N(0, I)` (the map's own samples), else the step's draws' moments under a running
-    map (see :meth:`ScoreEstimator.update`).
+    standard deviations ``(..., d)`` (per-context mode: :math:`L` diagonal).
     """
 
     loc: Tensor
     scale: Tensor
     tril: bool
-    base: GaussianBase | None = None
 
     def whiten(self, z: Tensor) -> Tensor:
         if self.tril:
@@ -90,15 +83,6 @@ def moments(samples: Tensor, tril: bool, loc: Tensor | None = None) -> tuple[Ten
     return loc, cov / dof
 
 
-def gaussian_base(y: Tensor) -> GaussianBase:
-    """The :class:`~pyro_ardae._common.GaussianBase` of whitened draws ``y`` ``(n, d)``: their
-    mean and covariance (:func:`moments`), eigenvalues floored at ``eps`` times the largest."""
-    loc, cov = moments(y, True)
-    eigvals, eigvecs = torch.linalg.eigh(cov)
-    floor = torch.finfo(y.dtype).eps * eigvals.max() + torch.finfo(y.dtype).tiny
-    return GaussianBase(loc, eigvals.clamp_min(floor), eigvecs)
-
-
 def standardization(loc: Tensor, cov: Tensor, tril: bool) -> Standardization:
     """The whitening map of a mean and a covariance (``tril``) or variance, with a ridge
     (:func:`~pyro_ardae._common.whitening_ridge`) so that a collapsing sampler gives a small,
@@ -136,7 +120,6 @@ def log_normalizer(
     num_samples: int,
     context: Tensor | None = None,
     generator: torch.Generator | None = None,
-    base: GaussianBase | None = None,
 ) -> Tensor:
     r"""Importance-sampling estimate of the log-normaliser of a gradient-form
     :class:`ScoreNet`, per context row:
@@ -151,10 +134,8 @@ def log_normalizer(
     :math:`F = \|y\|^2/2 + h(y, 0, c)` the log-weights are
     :math:`\tfrac{d}{2}\log 2\pi - h(y_k, 0, c)`, all equal for an untrained network, and
     whitened inputs keep the fitted density close to :math:`N(0, I)`, so the weights stay
-    tame. With a ``base`` :math:`N(c, C)` (running whitening) the energy and the proposal are
-    that Gaussian's instead. The estimate is consistent; its error is :math:`O_p(K^{-1/2})`
-    and its bias :math:`-\mathrm{Var}(w)/(2 K Z^2) + O(K^{-2})` (Jensen), with :math:`w` the
-    weights.
+    tame. The estimate is consistent; its error is :math:`O_p(K^{-1/2})` and its bias
+    :math:`-\mathrm{Var}(w)/(2 K Z^2) + O(K^{-2})` (Jensen), with :math:`w` the weights.
 
     Args:
         net: a :class:`ScoreNet` with ``parameterization="gradient"`` (only ``net.dim``
@@ -162,9 +143,6 @@ def log_normalizer(
         num_samples: :math:`K`.
         context: ``(m, k)`` context rows, or ``None`` for a network without a context.
         generator: optional ``torch.Generator`` for the proposal draws.
-        base: the estimator's Gaussian base, if not :math:`N(0, I)`: :math:`F` then
-            includes its :meth:`~pyro_ardae._common.GaussianBase.energy_offset`, and it is
-            the proposal.
 
     Returns:
         :math:`\log Z`, shape ``(m,)`` with a context, else ``()``.
@@ -184,13 +162,7 @@ def log_normalizer(
         (num_samples, *rows, net.dim), dtype=ref.dtype, device=ref.device, generator=generator
     )
     sigma = torch.zeros(eps.shape[:-1] + (1,), dtype=eps.dtype, device=eps.device)
-    if base is None:
-        energy = net.energy(eps, sigma, context)
-        log_w = -energy + 0.5 * eps.pow(2).sum(-1)
-    else:
-        y = base.sample(eps)
-        energy = net.energy(y, sigma, context) + base.energy_offset(y)
-        log_w = -energy + 0.5 * eps.pow(2).sum(-1) + 0.5 * base.eigvals.log().sum()
+    log_w = -net.energy(eps, sigma, context) + 0.5 * eps.pow(2).sum(-1)
     log_w = log_w + 0.5 * net.dim * math.log(2 * math.pi)
     return torch.logsumexp(log_w, 0) - math.log(num_samples)
 
@@ -219,14 +191,10 @@ class ScoreEstimator(nn.Module):
         parameterization: ``"vector"`` or ``"gradient"`` (the latter also gives
             :meth:`log_prob`).
         delta: :math:`\sigma \sim N(0, \delta^2)` in whitened units.
-        num_noise: noise draws :math:`(u, \sigma)` per sample in each step.
         activation: hidden activation of the :class:`ScoreNet`.
         fourier_features: random Fourier features of the whitened input (0 for none).
         fourier_scale: sd of their frequencies, whitened units.
         optimizer: ``params -> torch.optim.Optimizer``; Adam with ``lr=1e-3`` by default.
-        whitening_momentum: momentum :math:`m` of the global mode's running moments (0:
-            each step's own samples, cross-fitted; 0 is the only value per context), see
-            :meth:`update`.
 
     Example:
         >>> _ = torch.manual_seed(0)
@@ -245,19 +213,12 @@ class ScoreEstimator(nn.Module):
         hidden: Sequence[int] = (128, 128, 128),
         parameterization: Parameterization = "vector",
         delta: float = 0.1,
-        num_noise: int = 1,
         activation: type[nn.Module] = nn.SiLU,
         optimizer: OptimizerFn | None = None,
         fourier_features: int = 0,
         fourier_scale: float = 3.0,
-        whitening_momentum: float = 0.0,
     ) -> None:
         super().__init__()
-        self.whitening_momentum = check_whitening_momentum(
-            "ScoreEstimator", whitening_momentum, context_dim
-        )
-        if not isinstance(num_noise, int) or num_noise < 1:
-            raise ValueError(f"ScoreEstimator: expected num_noise >= 1, got {num_noise!r}")
         self.net = ScoreNet(
             dim,
             context_dim,
@@ -268,29 +229,21 @@ class ScoreEstimator(nn.Module):
             fourier_features,
             fourier_scale,
         )
-        self.num_noise = num_noise
         self.stats: Standardization | None = None
-        self.running: tuple[Tensor, Tensor] | None = None
         optimizer = optimizer or functools.partial(torch.optim.Adam, lr=1e-3)
         self.optimizer = optimizer(self.net.parameters())
 
     def get_extra_state(self) -> dict[str, object]:
         """What the next step reads besides the network's weights, saved by ``state_dict``:
-        the optimiser's state, the whitening map and the running moments."""
+        the optimiser's state and the whitening map."""
         stats = None if self.stats is None else self.stats._asdict()
-        if stats is not None and stats["base"] is not None:
-            stats["base"] = stats["base"]._asdict()
-        return {"optimizer": self.optimizer.state_dict(), "stats": stats, "running": self.running}
+        return {"optimizer": self.optimizer.state_dict(), "stats": stats}
 
     def set_extra_state(self, state: dict[str, object]) -> None:
         """Restore what :meth:`get_extra_state` saved (``load_state_dict`` calls it)."""
         self.optimizer.load_state_dict(state["optimizer"])
         stats = state["stats"]
-        if stats is not None:
-            base = stats["base"]
-            stats = Standardization(**{**stats, "base": base and GaussianBase(**base)})
-        self.stats = stats
-        self.running = state["running"]
+        self.stats = None if stats is None else Standardization(**stats)
 
     @property
     def dim(self) -> int:
@@ -308,15 +261,12 @@ class ScoreEstimator(nn.Module):
         self, samples: Tensor, context: Tensor | None = None, loc: Tensor | None = None
     ) -> Standardization:
         """Set the whitening map from ``samples`` (``(n, d)``, or ``(n, m, d)`` per context),
-        centred at ``loc`` (``(d,)`` or ``(m, d)``) if given, else at their mean. In the
-        global mode the running moments of :meth:`update` restart from these."""
+        centred at ``loc`` (``(d,)`` or ``(m, d)``) if given, else at their mean."""
         self._check(samples, context, 3 if self.context_dim else 2)
         if not self.context_dim:
             check_global_samples(self.dim, samples)
         tril = not self.context_dim
-        stats = moments(samples, tril, loc)
-        self.running = stats if tril else None
-        self.stats = standardization(*stats, tril)
+        self.stats = standardization(*moments(samples, tril, loc), tril)
         return self.stats
 
     def _whiten(self, z: Tensor) -> Tensor:
@@ -331,18 +281,14 @@ class ScoreEstimator(nn.Module):
         """
         return self._train(self._whiten(samples.detach()), context)
 
-    def _train(self, y: Tensor, context: Tensor | None, base: GaussianBase | None = None) -> Tensor:
+    def _train(self, y: Tensor, context: Tensor | None) -> Tensor:
         if context is not None:
             context = context.expand(y.shape[:-1] + context.shape[-1:]).reshape(
                 -1, context.shape[-1]
             )
         y = y.reshape(-1, self.dim)
-        if self.num_noise > 1:
-            y = y.repeat(self.num_noise, 1)
-            context = None if context is None else context.repeat(self.num_noise, 1)
         u, sigma = sample_noise(y, self.net.delta)
-        offset = None if base is None else base.score_offset
-        loss = ardae_loss(self.net, y, u, sigma, context, offset)
+        loss = ardae_loss(self.net, y, u, sigma, context)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -355,41 +301,14 @@ class ScoreEstimator(nn.Module):
         loc: Tensor | None = None,
         num_train: int | None = None,
     ) -> Tensor:
-        r"""One training step on fresh ``samples``, whitened by statistics (almost)
-        independent of them.
+        r"""One training step on fresh ``samples``, each whitened by statistics independent
+        of it.
 
-        **Global mode** (``whitening_momentum`` :math:`m > 0`): the network's coordinates
-        come from running moments, :math:`(\mu, \Sigma) \leftarrow m (\mu, \Sigma) + (1 -
-        m) (\hat\mu, \hat\Sigma)` as a mixture (:func:`~pyro_ardae._common.mix_moments`),
-        and its Gaussian base term from the step's own draws: it becomes the score of
-        :math:`N(c, C)`, the draws' moments in those coordinates
-        (:class:`~pyro_ardae._common.GaussianBase`), in place of :math:`N(0, I)`.
-
-        Why: a map re-estimated from each step's ``n`` draws moves by :math:`O(n^{-1/2})`
-        from step to step; with 256 draws its scale jitters by about 9%, which at two
-        standard deviations from the centre is 0.2 whitened units, as wide as U2's band in
-        the energy-fitting example. The network then learns the score of :math:`q` blurred
-        by that jitter, too weak across any thin direction, and the sampler thins until the
-        weak estimate balances the target. On 20k steps of exact U2 draws the network
-        reported 59% of the precision across the band with per-step maps, 84% with
-        :math:`m = 0.9` (87% with one fixed map; ``benchmarks/energy_band.py --on exact``).
-        The running map lags a moving sampler by about :math:`1/(1 - m)` steps, and with an
-        :math:`N(0, I)` base a lagging map makes the base wrong: if the draws are narrower
-        than the map says, the base under-reports their score, the entropy gradient is too
-        weak and the sampler narrows further (U2 seeds 0 and 2 at :math:`m = 0.9`: energy
-        distance 0.19 and 0.29). The fresh base follows the draws at once; the network's
-        non-Gaussian part, in the slow coordinates, lags by its own training (with an
-        :math:`N(0, I)` base the mass in the second mode of a two-mode posterior fitted in
-        1000 steps, ``benchmarks/posteriors.py --quick``, fell from 0.48 at :math:`m = 0` to
-        0.18 at 0.9; with the fresh base it is 0.47). The default is 0: in training the
-        lag of the network's sharp features costs more than the jitter it removes (the
-        energy-fitting benchmark over three seeds was worse on every target at
-        :math:`m = 0.9`, docs/benchmarks.md); the gain is for draws that barely move.
-
-        **Per context**, or :math:`m = 0`: the samples are split in halves :math:`A, B`,
-        each half is whitened with the other half's statistics, and :math:`A`'s are kept for
-        the queries. So every input of the network, in training and at a query (a draw
-        independent of the fresh ones), is whitened by statistics independent of it.
+        The samples are split in halves :math:`A, B`, each half is whitened with the other
+        half's statistics (:math:`\mu, \Sigma` in the global mode, per-row means and
+        variances per context; about the known centre ``loc`` if given), and :math:`A`'s are
+        kept for the queries. So every input of the network, in training and at a query (a
+        draw independent of the fresh ones), is whitened by statistics independent of it.
         Whitening samples with their own mean and variance would not be: with ``n`` draws
         per context their whitened second moment is exactly :math:`(n - 3)/n` per
         coordinate, the network learns the score of that narrower law, and the entropy
@@ -398,26 +317,18 @@ class ScoreEstimator(nn.Module):
 
         **More draws for the maps** (``num_train``, ``ARDAE_ELBO(whitening_samples=...)``):
         the network trains on ``num_train`` of the whitened samples (the first half of them
-        from :math:`A`, the rest from :math:`B`; under a running map the first
-        ``num_train``) while the maps use them all, so the maps' jitter falls as
-        :math:`n^{-1/2}` at the price of generator draws only. On exact U2 draws, maps from
+        from :math:`A`, the rest from :math:`B`) while the maps use them all. A map
+        re-estimated from each step's ``n`` draws moves by :math:`O(n^{-1/2})` from step to
+        step, and the network learns the score of :math:`q` blurred by that jitter, too weak
+        across any thin direction; more draws for the maps lower the jitter at the price of
+        generator draws only. On exact draws of the energy-fitting example's U2, maps from
         halves of 1024 and of 4096 rather than 256 raised the reported fraction of the
-        precision across the band from 0.59 to 0.78 and 0.85.
+        precision across its band from 0.59 to 0.78 and 0.85
+        (``benchmarks/energy_band.py --on exact``).
         """
         self._check(samples, context, 3 if self.context_dim else 2)
         check_num_train(num_train, samples.shape[0])
         samples = samples.detach()
-        if self.whitening_momentum:
-            if self.running is None:  # the first step: the running moments start here
-                stats = self.set_stats(samples)
-            else:
-                check_global_samples(self.dim, samples)
-                new = moments(samples, True)
-                self.running = mix_moments(self.running, new, self.whitening_momentum)
-                stats = standardization(*self.running, True)
-            y = stats.whiten(samples)
-            self.stats = stats._replace(base=gaussian_base(y))
-            return self._train(y[:num_train], context, self.stats.base)
         check_halves(samples.shape[0], 1 if self.context_dim else self.dim)
         half = samples.shape[0] // 2
         a, b = samples[:half], samples[half : 2 * half]
@@ -460,8 +371,6 @@ class ScoreEstimator(nn.Module):
         """
         y, sigma = self._query(z, context)
         f = self.net(y, sigma, context).detach()
-        if self.stats.base is not None:
-            f = f + self.stats.base.score_offset(y, sigma)
         return self.stats.pull_back(f)
 
     @torch.no_grad()
@@ -469,10 +378,7 @@ class ScoreEstimator(nn.Module):
         r""":math:`\log q(z \mid c)` up to an additive constant (per context),
         :math:`-F(y, 0, c) - \log|\det L|`; needs ``parameterization="gradient"``."""
         y, sigma = self._query(z, context)
-        energy = self.net.energy(y, sigma, context)
-        if self.stats.base is not None:
-            energy = energy + self.stats.base.energy_offset(y)
-        return -energy - self.stats.log_abs_det()
+        return -self.net.energy(y, sigma, context) - self.stats.log_abs_det()
 
     @torch.no_grad()
     def normalized_log_prob(
@@ -487,5 +393,5 @@ class ScoreEstimator(nn.Module):
         context row); needs ``parameterization="gradient"``. The whitening map is the
         current one (:meth:`set_stats` it from fresh draws of :math:`q` at these contexts)."""
         self._whiten(z)  # refuses a query before any statistics
-        log_z = log_normalizer(self.net, num_samples, context, generator, self.stats.base)
+        log_z = log_normalizer(self.net, num_samples, context, generator)
         return self.log_prob(z, context) - log_z

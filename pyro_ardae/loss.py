@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import Tensor
 
@@ -16,7 +14,6 @@ def ardae_loss(
     u: Tensor,
     sigma: Tensor,
     context: Tensor | None = None,
-    offset: Callable[[Tensor, Tensor], Tensor] | None = None,
 ) -> Tensor:
     r"""Monte Carlo estimate of the AR-DAE objective (Lim et al., 2020, eq. 2)
 
@@ -36,17 +33,12 @@ def ardae_loss(
         u: standard normal noise, shape ``(n, d)``.
         sigma: noise levels, shape ``(n, 1)``.
         context: optional context, shape ``(n, k)``.
-        offset: optional fixed function :math:`g(x, \sigma)` added to the network's output
-            (:meth:`GaussianBase.score_offset <pyro_ardae._common.GaussianBase.score_offset>`:
-            a base term other than :math:`N(0, I)`'s).
 
     Returns:
         The mean over the ``n`` rows of the squared residual (a scalar).
     """
     x = y + sigma * u
     f = net(x, sigma, context, create_graph=True)
-    if offset is not None:
-        f = f + offset(x, sigma)
     return (u + sigma * f).pow(2).sum(-1).mean()
 
 

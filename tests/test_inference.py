@@ -138,24 +138,6 @@ def test_amortized_guide_with_subsampling_scales_entropy():
     assert torch.allclose(z.std(0), torch.full((3,), 0.5**0.5), rtol=0.15)
 
 
-def test_whitening_momentum_is_for_global_guides():
-    # one ELBO option: running moments for a global guide, cross-fitting per context row
-    elbo = ARDAE_ELBO(score_samples=32, whitening_momentum=0.5)
-    x = torch.randn(10)
-    guide = AutoImplicitGuide(conjugate_normal, hidden=(8,), score_hidden=(8,))
-    svi = SVI(conjugate_normal, guide, pyro.optim.Adam({"lr": 1e-3}), elbo)
-    svi.step(x)
-    svi.step(x)
-    (est,) = elbo.estimators.values()
-    assert est.whitening_momentum == 0.5 and est.running is not None
-    amortised = encoder_guide(score_hidden=(8,))
-    elbo = ARDAE_ELBO(score_samples=32, whitening_momentum=0.5)
-    svi = SVI(local_model, amortised, pyro.optim.Adam({"lr": 1e-3}), elbo)
-    svi.step(x, torch.arange(10), 10)
-    (est,) = elbo.estimators.values()
-    assert est.whitening_momentum == 0.0 and est.running is None
-
-
 def test_whitening_samples_feed_the_maps_and_score_samples_the_network(monkeypatch):
     calls = []
     update = ScoreEstimator.update

@@ -64,24 +64,3 @@ def test_update_with_num_train_matches_pyro():
         est.update(est.init(KEY), KEY, jnp.asarray(samples), num_train=300)
     with pytest.raises(ValueError, match=r"whitening_samples .* >= score_samples \(512\)"):
         ARDAE_ELBO(whitening_samples=100)
-
-
-def test_running_whitening_matches_pyro():
-    """Same running moments as pyro_ardae's estimator from the same draws, under jit."""
-    rng = np.random.default_rng(0)
-    a = rng.normal(size=(400, 2)).astype(np.float32)
-    b = (2 * rng.normal(size=(400, 2)) + 3).astype(np.float32)
-    est = ScoreEstimator(2, hidden=(4,), whitening_momentum=0.75)
-    assert ScoreEstimator(2, 3).init(KEY).running is None  # per context: cross-fitted
-    update = jax.jit(est.update)
-    state, _, _ = update(est.init(KEY), KEY, jnp.asarray(a))
-    state, stats, loss = update(state, KEY, jnp.asarray(b))
-    torch_est = pyro_ardae.ScoreEstimator(2, hidden=(4,), whitening_momentum=0.75)
-    torch_est.update(torch.as_tensor(a))
-    torch_est.update(torch.as_tensor(b))
-    assert bool(state.running.started) and jnp.isfinite(loss)
-    np.testing.assert_allclose(stats.loc, torch_est.stats.loc.numpy(), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(stats.scale, torch_est.stats.scale.numpy(), rtol=1e-4, atol=1e-6)
-    base, torch_base = stats.base, torch_est.stats.base  # the step's draws' Gaussian
-    np.testing.assert_allclose(base.loc, torch_base.loc.numpy(), rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(base.eigvals, torch_base.eigvals.numpy(), rtol=1e-4)
