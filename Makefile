@@ -7,7 +7,7 @@ DATA_DIR ?= ../shared/data  # MNIST in torchvision's layout, for the tests
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e ".[pyro,numpyro,examples,test]"
+	$(PY) -m pip install -q -c constraints.txt -e ".[pyro,numpyro,examples,docs,test]"
 	touch $@
 
 # NumPyro's extra alone (no torch, no Pyro), for `make test-numpyro`.
@@ -19,7 +19,7 @@ $(NUMPYRO_VENV)/.installed: pyproject.toml constraints.txt
 	$(NUMPYRO_PY) -m pip install -q -c constraints.txt -e ".[numpyro,test]"
 	touch $@
 
-.PHONY: install demo test test-numpyro lint
+.PHONY: install demo test test-numpyro docs lint
 install: $(VENV)/.installed
 
 demo: $(VENV)/.installed
@@ -32,6 +32,10 @@ test: $(VENV)/.installed
 test-numpyro: $(NUMPYRO_VENV)/.installed
 	$(NUMPYRO_PY) -c "import numpyro_ardae, sys; assert 'torch' not in sys.modules and 'pyro' not in sys.modules"
 	$(NUMPYRO_PY) -m pytest -q --doctest-modules numpyro_ardae tests/test_numpyro.py tests/test_numpyro_conventions.py
+
+# The site, its API reference and its tutorials, which run as it builds.
+docs: $(VENV)/.installed
+	$(PY) -m mkdocs build --strict --site-dir site
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .
