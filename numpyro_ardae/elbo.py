@@ -15,12 +15,13 @@ from numpyro.infer.elbo import ELBO
 from numpyro.infer.util import log_density
 
 from pyro_ardae._common import (
-    Site,
     check_elbo_options,
     check_model_guide,
     check_whitening_samples,
     divergence_message,
     group_draws,
+    guide_site,
+    model_site,
     same_support,
     score_sample_sizes,
 )
@@ -37,24 +38,10 @@ def check_traces(model_trace, guide_trace) -> None:
     """Clear errors for a guide that does not fit ``ARDAE_ELBO`` or the model (the checks
     and messages of :func:`pyro_ardae.elbo.check_traces`)."""
     model = {
-        name: Site(
-            site["is_observed"],
-            site["fn"].support,
-            type(site["fn"]).__name__,
-            False,
-            tuple(site["fn"].batch_shape + site["fn"].event_shape),
-        )
-        for name, site in model_trace.items()
-        if site["type"] == "sample"
+        name: model_site(site) for name, site in model_trace.items() if site["type"] == "sample"
     }
     guide = {
-        name: Site(
-            False,
-            site["fn"].support,
-            type(site["fn"]).__name__,
-            isinstance(site["fn"], ImplicitDistribution),
-            tuple(jnp.shape(site["value"])),
-        )
+        name: guide_site(site, isinstance(site["fn"], ImplicitDistribution))
         for name, site in guide_trace.items()
         if site["type"] == "sample"
     }

@@ -306,6 +306,19 @@ class Site(NamedTuple):
     shape: tuple[int, ...] = ()  # the model's batch + event shape, the guide's value's
 
 
+def model_site(site: Mapping[str, Any]) -> Site:
+    """What the checks need of a model's sample site (a Pyro or NumPyro trace entry)."""
+    fn = site["fn"]
+    shape = tuple(fn.batch_shape) + tuple(fn.event_shape)
+    return Site(site["is_observed"], fn.support, type(fn).__name__, False, shape)
+
+
+def guide_site(site: Mapping[str, Any], implicit: bool) -> Site:
+    """What the checks need of a guide's sample site; ``implicit``: an implicit guide's."""
+    fn = site["fn"]
+    return Site(False, fn.support, type(fn).__name__, implicit, tuple(site["value"].shape))
+
+
 def covers(value: tuple[int, ...], model: tuple[int, ...]) -> bool:
     """Whether a value of shape ``value`` gives each coordinate of a model site of shape
     ``model`` its own entry: right-aligned, every dim of the site over 1 is matched (the

@@ -17,12 +17,13 @@ from torch import Tensor, nn
 from torch.distributions import constraints
 
 from ._common import (
-    Site,
     check_elbo_options,
     check_model_guide,
     check_whitening_samples,
     divergence_message,
     group_draws,
+    guide_site,
+    model_site,
     same_support,
     score_sample_sizes,
 )
@@ -37,24 +38,12 @@ def _bound(x):
 def check_traces(model_trace, guide_trace) -> None:
     """Clear errors for a guide that does not fit ``ARDAE_ELBO`` or the model."""
     model = {
-        name: Site(
-            site["is_observed"],
-            site["fn"].support,
-            type(site["fn"]).__name__,
-            False,
-            tuple(site["fn"].batch_shape + site["fn"].event_shape),
-        )
+        name: model_site(site)
         for name, site in model_trace.nodes.items()
         if site["type"] == "sample"
     }
     guide = {
-        name: Site(
-            False,
-            site["fn"].support,
-            type(site["fn"]).__name__,
-            isinstance(site["fn"], ImplicitDistribution),
-            tuple(site["value"].shape),
-        )
+        name: guide_site(site, isinstance(site["fn"], ImplicitDistribution))
         for name, site in guide_trace.iter_stochastic_nodes()
     }
     check_model_guide(
