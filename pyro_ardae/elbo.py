@@ -350,9 +350,9 @@ class ARDAE_ELBO(ELBO):
         if self.max_plate_nesting == float("inf"):
             raise RuntimeError("ARDAE_ELBO.train_score: max_plate_nesting is not known yet")
         losses = {}
+        _, num_train = self._sample_sizes(guide, args, kwargs)
         for _ in range(self.score_steps):
             for draw, samples, context, loc in self._fresh(guide, args, kwargs):
-                _, num_train = self._sample_sizes(guide, args, kwargs)
                 losses[draw.guide] = self._estimator(draw).update(samples, context, loc, num_train)
         return losses
 

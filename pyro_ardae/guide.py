@@ -120,20 +120,19 @@ def stored_module(owner: PyroModule, name: str) -> nn.Module | Callable:
         return module
     with owner._pyro_context:  # names are known inside the module's context
         fullname = owner._pyro_get_fullname(name)
-    store = pyro.get_param_store()
     for key, param in list(module.named_parameters()):
-        stored_name = param_with_module_name(fullname, key)
-        if stored_name in store and store[stored_name].shape != param.shape:
+        stored = pyro.param(param_with_module_name(fullname, key), param)
+        if stored is param:
+            continue
+        if stored.shape != param.shape:
             raise ValueError(
-                f"{type(owner).__name__}: Pyro's param store holds {stored_name!r} of shape "
-                f"{tuple(store[stored_name].shape)}, this guide's is {tuple(param.shape)}: "
-                "the store is another guide's. Call pyro.clear_param_store() first, or give "
-                "this guide its own name (prefix=...)"
+                f"{type(owner).__name__}: Pyro's param store holds "
+                f"{param_with_module_name(fullname, key)!r} of shape {tuple(stored.shape)}, "
+                f"this guide's is {tuple(param.shape)}: the store is another guide's. Call "
+                "pyro.clear_param_store() first, or give this guide its own name (prefix=...)"
             )
-        stored = pyro.param(stored_name, param)
-        if stored is not param:
-            path, _, leaf = key.rpartition(".")
-            module.get_submodule(path)._parameters[leaf] = stored
+        path, _, leaf = key.rpartition(".")
+        module.get_submodule(path)._parameters[leaf] = stored
     return module
 
 
