@@ -12,7 +12,6 @@ import torch
 
 import pyro_ardae
 from pyro_ardae import ARDAE_ELBO
-from pyro_ardae.score import ScoreSpec
 
 
 def provenance() -> dict[str, object]:
@@ -41,7 +40,7 @@ def provenance() -> dict[str, object]:
         "ardae_elbo_defaults": {
             k: getattr(elbo, k) for k in ("score_steps", "score_samples", "whitening_samples")
         },
-        "score_net_defaults": ScoreSpec()._asdict(),
+        "score_net_defaults": pyro_ardae.ScoreConfig().estimator_kwargs(),
         "torch": torch.__version__,
         "pyro": pyro.__version__,
         "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",

@@ -54,7 +54,7 @@ PARTICLES = 8
 JAX_PLATFORM = {"cpu": "cpu", "cuda": "gpu"}  # --devices name -> JAX platform
 GUIDE_IDS = itertools.count()
 SMALL = {
-    "guide": {"hidden": (64, 64), "score_hidden": (64, 64)},
+    "guide": {"hidden": (64, 64), "score": pyro_ardae.ScoreConfig(hidden=(64, 64))},
     "elbo": {"score_samples": 128},
 }
 

@@ -79,7 +79,7 @@ from pyro.infer.autoguide.initialization import init_to_feasible
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from pyro_ardae import ARDAE_ELBO, AutoImplicitGuide, ImplicitGuide, energy_distance
+from pyro_ardae import ARDAE_ELBO, AutoImplicitGuide, ImplicitGuide, ScoreConfig, energy_distance
 from pyro_ardae.score import PARAMETERIZATIONS, Parameterization
 
 WALL = 6.0
@@ -209,12 +209,12 @@ def make(
         score_samples=SCORE_SAMPLES,
         whitening_samples=whitening_samples,
     )
-    score = {
-        "score_fourier_features": fourier_features,
-        "score_fourier_scale": fourier_scale,
-        "score_delta": score_delta,
-        "score_parameterization": score_parameterization,
-    }
+    score = ScoreConfig(
+        parameterization=score_parameterization,
+        delta=score_delta,
+        fourier_features=fourier_features,
+        fourier_scale=fourier_scale,
+    )
     if method == "implicit":
         guide = AutoImplicitGuide(
             model,
@@ -222,11 +222,11 @@ def make(
             hidden=(256, 256, 256),
             init_loc_fn=init_to_feasible,
             init_scale=1.0,
-            **score,
+            score=score,
         )
         return guide, ardae
     if method == "hierarchical":
-        return ImplicitGuide(Hierarchical(), noise_dim=4, sites="z", **score), ardae
+        return ImplicitGuide(Hierarchical(), noise_dim=4, sites="z", score=score), ardae
     if method == "iaf":
         guide = AutoIAFNormal(model, hidden_dim=[256, 256], num_transforms=4)
         return guide, Trace_ELBO(**vec)

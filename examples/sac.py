@@ -73,7 +73,7 @@ from torch import Tensor, nn
 from torch.distributions import biject_to, constraints
 from tqdm import tqdm
 
-from pyro_ardae import ARDAE_ELBO, ImplicitGuide
+from pyro_ardae import ARDAE_ELBO, ImplicitGuide, ScoreConfig
 
 POLICIES = ("implicit", "gaussian")
 JC_STEP = 0.01  # the finite-difference step d of the Jacobian clamping
@@ -275,9 +275,7 @@ class ImplicitPolicy(nn.Module):
             self.noise_dim,
             sites={"action": box},
             context=lambda obs, critics: obs,
-            score_hidden=tuple(args.score_hidden),
-            score_parameterization="gradient",
-            score_delta=0.1,
+            score=ScoreConfig(hidden=tuple(args.score_hidden), parameterization="gradient"),
         )
         self.elbo = ARDAE_ELBO(
             max_plate_nesting=1, score_samples=args.score_samples, score_lr=args.lr

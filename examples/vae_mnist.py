@@ -39,7 +39,7 @@ from pyro.infer import SVI, Trace_ELBO
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from pyro_ardae import ARDAE_ELBO, ImplicitGuide, importance_log_likelihood
+from pyro_ardae import ARDAE_ELBO, ImplicitGuide, ScoreConfig, importance_log_likelihood
 
 LATENT, HIDDEN = 32, 300
 NOISE_PER_COORDINATE = 3
@@ -207,7 +207,7 @@ class VAE(nn.Module):
             noise_dim=NOISE,
             sites="z",
             context=Features(arch),
-            score_hidden=score_hidden,
+            score=ScoreConfig(hidden=score_hidden),
         )
 
     def model(self, x: Tensor, idx: Tensor, num_data: int) -> None:

@@ -1,13 +1,16 @@
 """Implicit variational inference for NumPyro with AR-DAE entropy gradients.
 
 The same modules and public names as :mod:`pyro_ardae`, jit-compiled: :class:`ImplicitGuide`,
-:class:`AutoImplicitGuide`, :class:`ARDAE_ELBO`, :class:`ScoreEstimator`, :class:`ScoreNet`,
-:func:`ardae_loss`, :func:`energy_distance`, :func:`importance_log_likelihood`. Where the
+:class:`AutoImplicitGuide`, :class:`ARDAE_ELBO`, :class:`ScoreConfig` (the very class of
+:mod:`pyro_ardae`, which imports neither torch nor Pyro), :class:`ScoreEstimator`,
+:class:`ScoreNet`, :func:`ardae_loss` and the diagnostics. Where the
 Pyro backend raises a ``FloatingPointError`` for a diverged fit, a jitted step cannot: it
 warns with a :class:`DivergenceWarning` instead.
 """
 
-from .autoguide import AutoImplicitGuide, Generator
+from pyro_ardae._common import ScoreConfig
+
+from .autoguide import AutoImplicitGuide
 from .diagnostics import (
     compare_to_reference,
     energy_distance,
@@ -16,8 +19,8 @@ from .diagnostics import (
     to_inference_data,
 )
 from .elbo import ARDAE_ELBO, DivergenceWarning
-from .estimator import ScoreEstimator, ScoreState, Standardization, log_normalizer
-from .guide import ImplicitDistribution, ImplicitGuide
+from .estimator import ScoreEstimator, log_normalizer
+from .guide import ImplicitGuide
 from .loss import ardae_loss
 from .score import ScoreNet
 
@@ -25,13 +28,10 @@ __all__ = [
     "ARDAE_ELBO",
     "AutoImplicitGuide",
     "DivergenceWarning",
-    "Generator",
-    "ImplicitDistribution",
     "ImplicitGuide",
+    "ScoreConfig",
     "ScoreEstimator",
     "ScoreNet",
-    "ScoreState",
-    "Standardization",
     "ardae_loss",
     "log_normalizer",
     "compare_to_reference",

@@ -18,10 +18,12 @@ from numpyro.infer.autoguide import AutoGuide
 from numpyro.infer.initialization import init_to_median
 
 from pyro_ardae._common import (
+    ScoreConfig,
     check_autoguide_args,
     check_global_latent,
     check_plates,
     noise_dim_for,
+    score_config,
 )
 
 from .guide import (
@@ -31,7 +33,7 @@ from .guide import (
     declare_score_state,
     emit_site,
 )
-from .score import MLP, Parameterization, picklable, score_spec
+from .score import MLP, picklable
 
 
 class Generator(eqx.Module):
@@ -93,11 +95,7 @@ class AutoImplicitGuide(AutoGuide):
         init_loc_fn: Callable = init_to_median,
         init_scale: float = 0.1,
         activation: Callable[[Array], Array] = jax.nn.elu,
-        score_hidden: Sequence[int] = (128, 128, 128),
-        score_parameterization: Parameterization = "vector",
-        score_delta: float = 0.1,
-        score_fourier_features: int = 0,
-        score_fourier_scale: float = 3.0,
+        score: ScoreConfig = ScoreConfig(),
     ) -> None:
         check_autoguide_args(noise_dim, init_scale)
         super().__init__(model, prefix=prefix, init_loc_fn=init_loc_fn)
@@ -105,14 +103,7 @@ class AutoImplicitGuide(AutoGuide):
         self._hidden = tuple(hidden)
         self._init_scale = init_scale
         self._activation = picklable(activation)  # the guide pickles
-        self.score_spec = score_spec(
-            "AutoImplicitGuide",
-            score_hidden,
-            score_parameterization,
-            score_delta,
-            score_fourier_features,
-            score_fourier_scale,
-        )
+        self.score = score_config("AutoImplicitGuide", score)
 
     def _check_sites(self, *args, **kwargs) -> None:
         # Values from the init strategy, as initialize_model does: improper priors do not sample.
@@ -174,7 +165,7 @@ class AutoImplicitGuide(AutoGuide):
             numpyro.prng_key(), (self._generator.weight.shape[1],), self._generator.loc.dtype
         )
         latent = generator(noise)
-        draw = Draw(self.prefix, latent, None, self.score_spec)
+        draw = Draw(self.prefix, latent, None, self.score)
         plates = self._create_plates(*args, **kwargs)
         result = {}
         for name, unconstrained in self._unravel(latent).items():

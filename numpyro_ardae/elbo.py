@@ -138,7 +138,7 @@ class ARDAE_ELBO(ELBO):
         return ScoreEstimator(
             draw.unconstrained.shape[-1],
             0 if draw.context is None else draw.context.shape[-1],
-            **draw.spec._asdict(),
+            **draw.spec.estimator_kwargs(),
             optimizer=optax.adam(self.score_lr),
         )
 

@@ -18,10 +18,9 @@ from numpyro.distributions.transforms import biject_to
 from numpyro.distributions.util import sum_rightmost
 from numpyro.primitives import mutable as numpyro_mutable
 
-from pyro_ardae._common import check_prefix, guide_sites
+from pyro_ardae._common import ScoreConfig, check_prefix, guide_sites, score_config
 
 from .estimator import ScoreEstimator
-from .score import Parameterization, ScoreSpec, score_spec
 
 NO_DENSITY = (
     "{name!r} comes from an implicit guide and has no density, so log q cannot be "
@@ -38,7 +37,7 @@ class Draw:
     guide: str
     unconstrained: Array
     context: Array | None
-    spec: ScoreSpec
+    spec: ScoreConfig
     loc: Array | None = None
 
     @property
@@ -116,7 +115,7 @@ def declare_score_state(draw: Draw) -> None:
     key = numpyro.prng_key()
     if key is None:
         return
-    est = ScoreEstimator(d, k, **draw.spec._asdict())
+    est = ScoreEstimator(d, k, **draw.spec.estimator_kwargs())
     numpyro_mutable(draw.state, est.init(key, draw.unconstrained.dtype))
 
 
@@ -174,12 +173,8 @@ class ImplicitGuide:
         context_event_dim: trailing dims of the context that are features.
         prefix: name prefix of the guide's parameters and score state; give each of
             several guides in one model its own.
-        score_hidden: hidden widths of the guide's score network.
-        score_parameterization: ``"vector"`` or ``"gradient"``.
-        score_delta: sd of the score network's noise levels (whitened units).
-        score_fourier_features: random Fourier features of the score network's input (0 for
-            none), as in :class:`pyro_ardae.ImplicitGuide`.
-        score_fourier_scale: sd of their frequencies (whitened units).
+        score: the guide's score network (:class:`~pyro_ardae.ScoreConfig`), trained by
+            :class:`~numpyro_ardae.ARDAE_ELBO`.
     """
 
     def __init__(
@@ -190,11 +185,7 @@ class ImplicitGuide:
         context: Callable[..., Array] | None = None,
         context_event_dim: int = 1,
         prefix: str = "implicit",
-        score_hidden: Sequence[int] = (128, 128, 128),
-        score_parameterization: Parameterization = "vector",
-        score_delta: float = 0.1,
-        score_fourier_features: int = 0,
-        score_fourier_scale: float = 3.0,
+        score: ScoreConfig = ScoreConfig(),
     ) -> None:
         check_prefix(prefix)
         self.supports = guide_sites(
@@ -205,14 +196,7 @@ class ImplicitGuide:
         self.context = context
         self.context_event_dim = context_event_dim
         self.prefix = prefix
-        self.score_spec = score_spec(
-            "ImplicitGuide",
-            score_hidden,
-            score_parameterization,
-            score_delta,
-            score_fourier_features,
-            score_fourier_scale,
-        )
+        self.score = score_config("ImplicitGuide", score)
 
     def _context(self, args, kwargs) -> Array | None:
         if self.context is None:
@@ -272,7 +256,7 @@ class ImplicitGuide:
             loc = jax.lax.stop_gradient(
                 jnp.concatenate([zero[k].reshape(tuple(batch) + (-1,)) for k in self.supports], -1)
             )
-        draw = Draw(self.prefix, flat, ctx_flat, self.score_spec, loc)
+        draw = Draw(self.prefix, flat, ctx_flat, self.score, loc)
         result = {name: emit_site(name, out[name], s, draw) for name, s in self.supports.items()}
         declare_score_state(draw)
         return result

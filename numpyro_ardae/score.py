@@ -13,12 +13,10 @@ from jax import Array
 from pyro_ardae._common import (
     PARAMETERIZATIONS,
     Parameterization,
-    ScoreSpec,
     check_score_net_args,
-    score_spec,
 )
 
-__all__ = ["PARAMETERIZATIONS", "Parameterization", "ScoreNet", "ScoreSpec", "score_spec"]
+__all__ = ["PARAMETERIZATIONS", "Parameterization", "ScoreNet"]
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """Implicit variational inference for Pyro with AR-DAE entropy gradients.
 
 The public API: :class:`ImplicitGuide` and :class:`AutoImplicitGuide` (guides with no
-density), :class:`ARDAE_ELBO` (their ELBO), and the score estimator they use,
-:class:`ScoreEstimator`, :class:`ScoreNet` and :func:`ardae_loss`, usable on their own.
+density), :class:`ARDAE_ELBO` (their ELBO), :class:`ScoreConfig` (a guide's score network),
+the score estimator they use, :class:`ScoreEstimator`, :class:`ScoreNet` and
+:func:`ardae_loss`, usable on their own, and the diagnostics.
 
 The names load lazily, on first use: ``pyro_ardae._common`` (the framework-free code that
 ``numpyro_ardae`` shares) imports neither torch nor Pyro.
@@ -16,12 +17,10 @@ from typing import TYPE_CHECKING, Any
 _EXPORTS = {
     "ARDAE_ELBO": "elbo",
     "AutoImplicitGuide": "autoguide",
-    "Generator": "autoguide",
-    "ImplicitDistribution": "guide",
     "ImplicitGuide": "guide",
+    "ScoreConfig": "_common",
     "ScoreEstimator": "estimator",
     "ScoreNet": "score",
-    "Standardization": "estimator",
     "ardae_loss": "loss",
     "log_normalizer": "estimator",
     "compare_to_reference": "diagnostics",
@@ -33,12 +32,10 @@ _EXPORTS = {
 __all__ = [
     "ARDAE_ELBO",
     "AutoImplicitGuide",
-    "Generator",
-    "ImplicitDistribution",
     "ImplicitGuide",
+    "ScoreConfig",
     "ScoreEstimator",
     "ScoreNet",
-    "Standardization",
     "ardae_loss",
     "log_normalizer",
     "compare_to_reference",
@@ -49,7 +46,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from .autoguide import AutoImplicitGuide, Generator
+    from ._common import ScoreConfig
+    from .autoguide import AutoImplicitGuide
     from .diagnostics import (
         compare_to_reference,
         energy_distance,
@@ -58,8 +56,8 @@ if TYPE_CHECKING:
         to_inference_data,
     )
     from .elbo import ARDAE_ELBO
-    from .estimator import ScoreEstimator, Standardization, log_normalizer
-    from .guide import ImplicitDistribution, ImplicitGuide
+    from .estimator import ScoreEstimator, log_normalizer
+    from .guide import ImplicitGuide
     from .loss import ardae_loss
     from .score import ScoreNet
 

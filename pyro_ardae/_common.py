@@ -1,5 +1,5 @@
 """Backend-free pieces shared by ``pyro_ardae`` and ``numpyro_ardae``: the score network's
-spec, argument checks and the model/guide consistency checks with their messages. Nothing
+configuration, argument checks and the model/guide consistency checks with their messages. Nothing
 here imports torch or jax; the backends pass in what differs (constraint classes, traces
 reduced to plain site descriptions)."""
 
@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
@@ -16,16 +17,6 @@ Parameterization = Literal["vector", "gradient"]
 ENUMERATION_TUTORIAL = "https://pyro.ai/examples/enumeration.html"
 MIN_SCORE_SAMPLES = 512  # the default draws per AR-DAE step, more for wide global guides
 PARAMETERIZATIONS = ("vector", "gradient")
-
-
-class ScoreSpec(NamedTuple):
-    """Architecture of a guide's score network; the guide owns it, the ELBO trains it."""
-
-    hidden: tuple[int, ...] = (128, 128, 128)
-    parameterization: Parameterization = "vector"
-    delta: float = 0.1
-    fourier_features: int = 0
-    fourier_scale: float = 3.0
 
 
 def positive_finite(value: Any) -> bool:
@@ -38,36 +29,77 @@ def positive_finite(value: Any) -> bool:
     )
 
 
-def _check_fourier(owner: str, prefix: str, features: Any, scale: Any) -> None:
+def _check_fourier(owner: str, features: Any, scale: Any) -> None:
     if isinstance(features, bool) or not isinstance(features, int) or features < 0:
-        raise ValueError(
-            f"{owner}: expected {prefix}fourier_features to be an int >= 0, got {features!r}"
-        )
+        raise ValueError(f"{owner}: expected fourier_features to be an int >= 0, got {features!r}")
     if not positive_finite(scale):
-        raise ValueError(f"{owner}: expected a finite {prefix}fourier_scale > 0, got {scale!r}")
+        raise ValueError(f"{owner}: expected a finite fourier_scale > 0, got {scale!r}")
 
 
-def score_spec(
-    owner: str,
-    hidden: Sequence[int],
-    parameterization: str,
-    delta: float,
-    fourier_features: int = 0,
-    fourier_scale: float = 3.0,
-) -> ScoreSpec:
-    """Validated :class:`ScoreSpec`; errors name ``owner``."""
-    if parameterization not in PARAMETERIZATIONS:
-        raise ValueError(
-            f"{owner}: expected score_parameterization in {PARAMETERIZATIONS}, "
-            f"got {parameterization!r}"
+@dataclass(frozen=True)
+class ScoreConfig:
+    r"""The score network of an implicit guide: a residual, :math:`\sigma`-conditioned
+    AR-DAE (:class:`~pyro_ardae.ScoreNet`; Lim et al. 2020) that the
+    :class:`~pyro_ardae.ARDAE_ELBO` trains on the guide's draws. The defaults serve the
+    models in the docs' posterior suite; pass one to a guide's ``score=`` to change them.
+
+    Args:
+        hidden: hidden widths of the network.
+        parameterization: ``"vector"`` (the network outputs the score) or ``"gradient"``
+            (the score is :math:`-\nabla_y F` of a scalar energy: it also gives
+            :meth:`~pyro_ardae.ScoreEstimator.log_prob` up to a constant, at the price of
+            double backpropagation).
+        delta: the noise levels are :math:`\sigma \sim N(0, \delta^2)`, in whitened units.
+        fourier_features: random Fourier features of the whitened input (Tancik et al.
+            2020), 0 for none; they help on a :math:`q` that lies on thin curved sets, such
+            as the 2-D energy targets of the examples.
+        fourier_scale: sd of their frequencies, whitened units.
+
+    Example:
+        >>> ScoreConfig(hidden=(64, 64)).hidden
+        (64, 64)
+    """
+
+    hidden: Sequence[int] = (128, 128, 128)
+    parameterization: Parameterization = "vector"
+    delta: float = 0.1
+    fourier_features: int = 0
+    fourier_scale: float = 3.0
+
+    def __post_init__(self) -> None:
+        if self.parameterization not in PARAMETERIZATIONS:
+            raise ValueError(
+                f"ScoreConfig: expected parameterization in {PARAMETERIZATIONS}, "
+                f"got {self.parameterization!r}"
+            )
+        if isinstance(self.hidden, (str, bytes)) or not isinstance(self.hidden, Iterable):
+            raise TypeError(
+                f"ScoreConfig: expected hidden to be a sequence of ints, got {self.hidden!r}"
+            )
+        hidden = tuple(self.hidden)
+        if not all(isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in hidden):
+            raise ValueError(f"ScoreConfig: expected hidden to be positive ints, got {hidden!r}")
+        if not positive_finite(self.delta):
+            raise ValueError(f"ScoreConfig: expected a finite delta > 0, got {self.delta!r}")
+        _check_fourier("ScoreConfig", self.fourier_features, self.fourier_scale)
+        object.__setattr__(self, "hidden", hidden)
+        object.__setattr__(self, "delta", float(self.delta))
+        object.__setattr__(self, "fourier_scale", float(self.fourier_scale))
+
+    def estimator_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of a ``ScoreEstimator`` with this network."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def score_config(owner: str, score: Any) -> ScoreConfig:
+    """A guide's ``score=`` argument: a :class:`ScoreConfig`, else a ``TypeError`` naming
+    ``owner``."""
+    if not isinstance(score, ScoreConfig):
+        raise TypeError(
+            f"{owner}: expected score to be a ScoreConfig "
+            f"(e.g. score=ScoreConfig(hidden=(64, 64))), got {type(score).__name__}"
         )
-    hidden = tuple(hidden)
-    if not all(isinstance(w, int) and w > 0 for w in hidden):
-        raise ValueError(f"{owner}: expected score_hidden to be positive ints, got {hidden!r}")
-    if not positive_finite(delta):
-        raise ValueError(f"{owner}: expected a finite score_delta > 0, got {delta!r}")
-    _check_fourier(owner, "score_", fourier_features, fourier_scale)
-    return ScoreSpec(hidden, parameterization, float(delta), fourier_features, float(fourier_scale))
+    return score
 
 
 def check_score_net_args(
@@ -89,7 +121,7 @@ def check_score_net_args(
         )
     if not positive_finite(delta):
         raise ValueError(f"ScoreNet: expected a finite delta > 0, got {delta!r}")
-    _check_fourier("ScoreNet", "", fourier_features, fourier_scale)
+    _check_fourier("ScoreNet", fourier_features, fourier_scale)
 
 
 def check_samples(

@@ -15,9 +15,15 @@ from pyro.poutine.util import prune_subsample_sites
 from torch import Tensor, nn
 from torch.distributions import biject_to
 
-from ._common import check_autoguide_args, check_global_latent, noise_dim_for
+from ._common import (
+    ScoreConfig,
+    check_autoguide_args,
+    check_global_latent,
+    noise_dim_for,
+    score_config,
+)
 from .guide import Draw, emit_site, plate_batch_shape, stored_module
-from .score import Parameterization, mlp, score_spec
+from .score import mlp
 
 
 class Generator(nn.Module):
@@ -84,13 +90,8 @@ class AutoImplicitGuide(AutoContinuous):
         init_loc_fn: per-site initialisation of :math:`\mu`, as in Pyro's autoguides.
         init_scale: initial sd of each unconstrained coordinate.
         activation: the MLP's activation.
-        score_hidden: hidden widths of the guide's score network.
-        score_parameterization: ``"vector"`` or ``"gradient"``, as in
-            :class:`~pyro_ardae.ImplicitGuide`.
-        score_delta: sd of the score network's noise levels (whitened units).
-        score_fourier_features: random Fourier features of the score network's input (0 for
-            none), and ``score_fourier_scale`` the sd of their frequencies, as in
-            :class:`~pyro_ardae.ImplicitGuide`.
+        score: the guide's score network (:class:`~pyro_ardae.ScoreConfig`), trained by
+            :class:`~pyro_ardae.ARDAE_ELBO`.
 
     Example:
         >>> import pyro, pyro.distributions as dist
@@ -111,11 +112,7 @@ class AutoImplicitGuide(AutoContinuous):
         init_loc_fn: Callable = init_to_median,
         init_scale: float = 0.1,
         activation: type[nn.Module] = nn.ELU,
-        score_hidden: Sequence[int] = (128, 128, 128),
-        score_parameterization: Parameterization = "vector",
-        score_delta: float = 0.1,
-        score_fourier_features: int = 0,
-        score_fourier_scale: float = 3.0,
+        score: ScoreConfig = ScoreConfig(),
     ) -> None:
         check_autoguide_args(noise_dim, init_scale)
         super().__init__(model, init_loc_fn=init_loc_fn)
@@ -123,14 +120,7 @@ class AutoImplicitGuide(AutoContinuous):
         self._hidden = tuple(hidden)
         self._init_scale = init_scale
         self._activation = activation
-        self.score_spec = score_spec(
-            "AutoImplicitGuide",
-            score_hidden,
-            score_parameterization,
-            score_delta,
-            score_fourier_features,
-            score_fourier_scale,
-        )
+        self.score = score_config("AutoImplicitGuide", score)
 
     def _check_sites(self, *args, **kwargs) -> None:
         trace = poutine.block(poutine.trace(self.model).get_trace)(*args, **kwargs)
@@ -168,7 +158,7 @@ class AutoImplicitGuide(AutoContinuous):
             self._setup_prototype(*args, **kwargs)
         latent = self.sample_latent(*args, **kwargs)
         plates = self._create_plates(*args, **kwargs)
-        draw = Draw(self._pyro_name, latent, None, self.score_spec)
+        draw = Draw(self._pyro_name, latent, None, self.score)
         result = {}
         for site, unconstrained in self._unpack_latent(latent):
             name = site["name"]

@@ -87,8 +87,8 @@ class ARDAE_ELBO(ELBO):
     of the current :math:`q` (per context row for an amortised guide), as in the paper.
     Local latents are scaled like the model's site (subsampling, ``poutine.scale``).
 
-    The guide says what its score network looks like (``score_hidden``,
-    ``score_parameterization``, ``score_delta``); the ELBO builds and trains it. The score
+    The guide says what its score network looks like (its ``score``, a
+    :class:`~pyro_ardae.ScoreConfig`); the ELBO builds and trains it. The score
     networks live in :attr:`estimators` (one per guide, keyed by the guide's name, built at
     the first step), each with its own optimiser: they are plain ``torch.nn.Module`` s
     outside Pyro's param store, so the SVI optimiser never sees them.
@@ -121,11 +121,11 @@ class ARDAE_ELBO(ELBO):
     Example:
         >>> import pyro, pyro.distributions as dist
         >>> from pyro.infer import SVI
-        >>> from pyro_ardae import AutoImplicitGuide
+        >>> from pyro_ardae import AutoImplicitGuide, ScoreConfig
         >>> def model():
         ...     pyro.sample("z", dist.Normal(0.0, 1.0))
         >>> pyro.clear_param_store()
-        >>> guide = AutoImplicitGuide(model, hidden=(16,), score_hidden=(32,))
+        >>> guide = AutoImplicitGuide(model, hidden=(16,), score=ScoreConfig(hidden=(32,)))
         >>> svi = SVI(model, guide, pyro.optim.Adam({"lr": 1e-2}), ARDAE_ELBO())
         >>> energy = svi.step()
     """
@@ -322,7 +322,7 @@ class ARDAE_ELBO(ELBO):
                 est = ScoreEstimator(
                     u.shape[-1],
                     0 if c is None else c.shape[-1],
-                    **draw.spec._asdict(),
+                    **draw.spec.estimator_kwargs(),
                     optimizer=self.score_optimizer,
                 ).to(u)
             if saved is not None:

@@ -16,8 +16,7 @@ from pyro.poutine.runtime import get_plates
 from torch import Tensor, nn
 from torch.distributions import biject_to
 
-from ._common import check_prefix, guide_sites
-from .score import Parameterization, ScoreSpec, score_spec
+from ._common import ScoreConfig, check_prefix, guide_sites, score_config
 
 NO_DENSITY = (
     "{name!r} comes from an implicit guide and has no density, so log q cannot be "
@@ -35,7 +34,7 @@ class Draw:
         unconstrained: the flat unconstrained latent, ``batch_shape + (d,)``, with the
             graph to the generator's parameters.
         context: the score network's context, ``batch_shape + (k,)``, or ``None``.
-        spec: the architecture of the guide's score network.
+        spec: the guide's score network.
         loc: for an amortised guide, the generator's zero-noise output
             :math:`z_0(c) = \mathrm{net}(0, c)` (detached, flat and unconstrained, shaped
             like ``unconstrained``): the centre of the score network's per-context
@@ -45,7 +44,7 @@ class Draw:
     guide: str
     unconstrained: Tensor
     context: Tensor | None
-    spec: ScoreSpec
+    spec: ScoreConfig
     loc: Tensor | None = None
 
 
@@ -203,16 +202,8 @@ class ImplicitGuide(PyroModule):
             each of several guides in one process its own (a shared name would share
             weights in the param store). When the guide is an attribute of a
             :class:`~pyro.nn.PyroModule`, Pyro names it after the attribute instead.
-        score_hidden: hidden widths of the guide's score network
-            (:class:`~pyro_ardae.ScoreNet`, trained by :class:`~pyro_ardae.ARDAE_ELBO`).
-        score_parameterization: ``"vector"`` or ``"gradient"`` (gives
-            :meth:`~pyro_ardae.ScoreEstimator.log_prob` up to a constant, at the cost of
-            double backpropagation).
-        score_delta: sd of the score network's noise levels :math:`\sigma` (whitened units).
-        score_fourier_features: random Fourier features of the score network's input, 0
-            for none; they help it learn a :math:`q` on thin curved sets
-            (:class:`~pyro_ardae.ScoreNet`).
-        score_fourier_scale: sd of their frequencies (whitened units).
+        score: the guide's score network (:class:`~pyro_ardae.ScoreConfig`), trained by
+            :class:`~pyro_ardae.ARDAE_ELBO`.
 
     Example:
         >>> import pyro.distributions as dist
@@ -231,11 +222,7 @@ class ImplicitGuide(PyroModule):
         context: Callable[..., Tensor] | None = None,
         context_event_dim: int = 1,
         prefix: str = "implicit",
-        score_hidden: Sequence[int] = (128, 128, 128),
-        score_parameterization: Parameterization = "vector",
-        score_delta: float = 0.1,
-        score_fourier_features: int = 0,
-        score_fourier_scale: float = 3.0,
+        score: ScoreConfig = ScoreConfig(),
     ) -> None:
         check_prefix(prefix)
         super().__init__(name=prefix)
@@ -246,14 +233,7 @@ class ImplicitGuide(PyroModule):
         self.noise_dim = noise_dim
         self.context = context
         self.context_event_dim = context_event_dim
-        self.score_spec = score_spec(
-            "ImplicitGuide",
-            score_hidden,
-            score_parameterization,
-            score_delta,
-            score_fourier_features,
-            score_fourier_scale,
-        )
+        self.score = score_config("ImplicitGuide", score)
 
     def _context(self, args, kwargs) -> Tensor | None:
         if self.context is None:
@@ -318,7 +298,7 @@ class ImplicitGuide(PyroModule):
                 rows = context[(0,) * (len(batch) - len(ctx_batch))]
                 zero = noise.new_zeros(ctx_batch + (self.noise_dim,))
                 loc = self._flat(self._outputs(zero, rows), ctx_batch).expand(flat.shape)
-        draw = Draw(self._pyro_name, flat, ctx_flat, self.score_spec, loc)
+        draw = Draw(self._pyro_name, flat, ctx_flat, self.score, loc)
         with ExitStack() as stack:
             if context is not None:
                 self._context_plates(stack, ctx_batch)

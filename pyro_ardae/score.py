@@ -10,12 +10,10 @@ from torch import Tensor, nn
 from ._common import (
     PARAMETERIZATIONS,
     Parameterization,
-    ScoreSpec,
     check_score_net_args,
-    score_spec,
 )
 
-__all__ = ["PARAMETERIZATIONS", "Parameterization", "ScoreNet", "ScoreSpec", "score_spec"]
+__all__ = ["PARAMETERIZATIONS", "Parameterization", "ScoreNet"]
 
 
 def mlp(

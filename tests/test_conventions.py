@@ -27,7 +27,7 @@ from pyro.infer.autoguide import AutoGuideList, AutoNormal, init_to_value
 
 import pyro_ardae
 
-SMALL = {"hidden": (8,), "score_hidden": (16,)}
+SMALL = {"hidden": (8,), "score": pyro_ardae.ScoreConfig(hidden=(16,))}
 X = np.random.default_rng(0).normal(size=(20, 2))
 Y = X @ np.array([1.0, -2.0]) + 0.5 * np.random.default_rng(1).normal(size=20)
 

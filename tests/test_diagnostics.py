@@ -37,7 +37,9 @@ def numpyro_model(x):
 
 def pyro_idata():
     x = torch.tensor(X, dtype=torch.float32)
-    guide = pyro_ardae.AutoImplicitGuide(pyro_model, hidden=(8,), score_hidden=(8,))
+    guide = pyro_ardae.AutoImplicitGuide(
+        pyro_model, hidden=(8,), score=pyro_ardae.ScoreConfig(hidden=(8,))
+    )
     svi = pyro.infer.SVI(pyro_model, guide, pyro.optim.Adam({"lr": 1e-2}), pyro_ardae.ARDAE_ELBO())
     for _ in range(20):
         svi.step(x)
@@ -54,7 +56,9 @@ def pyro_idata():
 
 def numpyro_idata():
     x = jax.numpy.asarray(X)
-    guide = numpyro_ardae.AutoImplicitGuide(numpyro_model, hidden=(8,), score_hidden=(8,))
+    guide = numpyro_ardae.AutoImplicitGuide(
+        numpyro_model, hidden=(8,), score=numpyro_ardae.ScoreConfig(hidden=(8,))
+    )
     svi = NSVI(numpyro_model, guide, optax.adam(1e-2), numpyro_ardae.ARDAE_ELBO())
     result = svi.run(jax.random.PRNGKey(0), 20, x, progress_bar=False)
     return numpyro_ardae.to_inference_data(

@@ -9,7 +9,7 @@ import torch
 from pyro.infer import SVI, Trace_ELBO
 from pyro.infer.autoguide import AutoNormal
 
-from pyro_ardae import ARDAE_ELBO, AutoImplicitGuide, ImplicitGuide
+from pyro_ardae import ARDAE_ELBO, AutoImplicitGuide, ImplicitGuide, ScoreConfig
 
 
 def model():
@@ -97,20 +97,12 @@ def test_bad_guide_arguments():
         ImplicitGuide(torch.nn.Linear(2, 2), noise_dim=2, sites={"k": dist.constraints.boolean})
     with pytest.raises(ValueError, match="noise_dim"):
         AutoImplicitGuide(model, noise_dim=-1)
-    with pytest.raises(ValueError, match="score_parameterization"):
-        AutoImplicitGuide(model, score_parameterization="scalar")
-    with pytest.raises(ValueError, match="score_delta"):
-        AutoImplicitGuide(model, score_delta=0.0)
-    with pytest.raises(ValueError, match="finite score_delta > 0, got inf"):
-        ImplicitGuide(torch.nn.Linear(2, 2), noise_dim=2, score_delta=float("inf"))
     with pytest.raises(ValueError, match="finite init_scale > 0, got inf"):
         AutoImplicitGuide(model, init_scale=float("inf"))
-    with pytest.raises(ValueError, match="score_hidden"):
-        ImplicitGuide(torch.nn.Linear(2, 2), noise_dim=2, score_hidden=(0,))
-    with pytest.raises(ValueError, match="score_fourier_features to be an int >= 0, got -1"):
-        AutoImplicitGuide(model, score_fourier_features=-1)
-    with pytest.raises(ValueError, match="score_fourier_scale > 0, got 0"):
-        ImplicitGuide(torch.nn.Linear(2, 2), noise_dim=2, score_fourier_scale=0)
+    with pytest.raises(TypeError, match="AutoImplicitGuide: expected score to be a ScoreConfig"):
+        AutoImplicitGuide(model, score={"hidden": (8,)})
+    with pytest.raises(TypeError, match="ImplicitGuide: expected score to be a ScoreConfig"):
+        ImplicitGuide(torch.nn.Linear(2, 2), noise_dim=2, score=(8,))
     with pytest.raises(ValueError, match="non-empty str prefix"):
         ImplicitGuide(torch.nn.Linear(2, 2), noise_dim=2, prefix="")
 
@@ -122,9 +114,11 @@ def test_two_guides_need_two_names(second):
         pyro.sample("b", dist.Normal(0.0, 1.0))
 
     pyro.clear_param_store()
-    first = ImplicitGuide(torch.nn.Linear(2, 1), noise_dim=2, sites="a", score_hidden=(8,))
+    first = ImplicitGuide(
+        torch.nn.Linear(2, 1), noise_dim=2, sites="a", score=ScoreConfig(hidden=(8,))
+    )
     other = ImplicitGuide(
-        torch.nn.Linear(2, 1), noise_dim=2, sites="b", score_hidden=(8,), prefix=second
+        torch.nn.Linear(2, 1), noise_dim=2, sites="b", score=ScoreConfig(hidden=(8,)), prefix=second
     )
 
     def guide():
@@ -235,14 +229,14 @@ def wide_model():
 
 
 def test_wide_guide_names_score_samples():
-    guide = AutoImplicitGuide(wide_model, hidden=(8,), score_hidden=(8,))
+    guide = AutoImplicitGuide(wide_model, hidden=(8,), score=ScoreConfig(hidden=(8,)))
     with pytest.raises(ValueError, match=r"260 latent dimensions.*ARDAE_ELBO\(score_samples="):
         svi_step(wide_model, guide, ARDAE_ELBO(score_samples=512))
 
 
 def test_wide_guide_trains_at_the_default():
     pyro.clear_param_store()
-    guide = AutoImplicitGuide(wide_model, hidden=(8,), score_hidden=(8,))
+    guide = AutoImplicitGuide(wide_model, hidden=(8,), score=ScoreConfig(hidden=(8,)))
     assert math.isfinite(svi_step(wide_model, guide, ARDAE_ELBO()))
 
 
@@ -252,7 +246,7 @@ def test_model_guide_checks_run_on_the_first_step_only(monkeypatch):
     calls = []
     check = pyro_ardae.elbo.check_traces
     monkeypatch.setattr(pyro_ardae.elbo, "check_traces", lambda *a: calls.append(1) or check(*a))
-    guide = AutoImplicitGuide(model, hidden=(8,), score_hidden=(8,))
+    guide = AutoImplicitGuide(model, hidden=(8,), score=ScoreConfig(hidden=(8,)))
     svi = SVI(model, guide, pyro.optim.Adam({"lr": 1e-3}), ARDAE_ELBO(score_samples=16))
     svi.step()
     first = len(calls)

@@ -8,7 +8,7 @@ from pyro import poutine
 from pyro.distributions import constraints
 from pyro.infer import SVI
 
-from pyro_ardae import ARDAE_ELBO, ImplicitGuide
+from pyro_ardae import ARDAE_ELBO, ImplicitGuide, ScoreConfig
 
 
 class Affine(torch.nn.Module):
@@ -30,7 +30,7 @@ def test_surrogate_gradient_is_minus_entropy_gradient(support):
         pyro.sample("z", dist.ImproperUniform(support, (), (2,)))
 
     net = Affine()
-    guide = ImplicitGuide(net, noise_dim=2, sites={"z": support}, score_hidden=(32,))
+    guide = ImplicitGuide(net, noise_dim=2, sites={"z": support}, score=ScoreConfig(hidden=(32,)))
     n = 50_000
     elbo = ARDAE_ELBO(num_particles=n, vectorize_particles=True, score_samples=4096)
     elbo.differentiable_loss(flat, guide).backward()
@@ -46,7 +46,7 @@ def test_score_net_is_outside_the_param_store():
     def flat():
         pyro.sample("z", dist.ImproperUniform(constraints.real, (), (2,)))
 
-    guide = ImplicitGuide(Affine(), noise_dim=2, sites="z", score_hidden=(8,))
+    guide = ImplicitGuide(Affine(), noise_dim=2, sites="z", score=ScoreConfig(hidden=(8,)))
     elbo = ARDAE_ELBO(score_samples=16)
     svi = pyro.infer.SVI(flat, guide, pyro.optim.Adam({"lr": 1e-3}), elbo)
     svi.step()
@@ -66,7 +66,7 @@ def test_guide_fourier_features_reach_the_score_net_and_stay_fixed():
 
     pyro.set_rng_seed(0)
     guide = ImplicitGuide(
-        Affine(), noise_dim=2, sites="z", score_hidden=(8,), score_fourier_features=3
+        Affine(), noise_dim=2, sites="z", score=ScoreConfig(hidden=(8,), fourier_features=3)
     )
     elbo = ARDAE_ELBO(score_samples=16)
     svi = SVI(flat, guide, pyro.optim.Adam({"lr": 1e-3}), elbo)
@@ -101,7 +101,9 @@ def test_context_module_is_trained_with_the_generator():
         def forward(self, noise, h):
             return self.linear(torch.cat([noise, h], -1)).squeeze(-1)
 
-    guide = ImplicitGuide(Head(), noise_dim=2, sites="z", context=Features(), score_hidden=(8,))
+    guide = ImplicitGuide(
+        Head(), noise_dim=2, sites="z", context=Features(), score=ScoreConfig(hidden=(8,))
+    )
     svi = SVI(model, guide, pyro.optim.Adam({"lr": 1e-2}), ARDAE_ELBO(score_samples=16))
     before = guide.context.linear.weight.detach().clone()
     svi.step(torch.randn(4, 2))
@@ -116,7 +118,7 @@ def test_amortised_draw_is_centred_at_the_zero_noise_output():
         noise_dim=2,
         sites="z",
         context=lambda x: x,
-        score_hidden=(4,),
+        score=ScoreConfig(hidden=(4,)),
     )
     x = torch.randn(5, 1)
     with pyro.plate("particles", 7, dim=-2):

@@ -8,7 +8,7 @@ import pytest
 import torch
 from pyro.infer import SVI, Predictive
 
-from pyro_ardae import ARDAE_ELBO, AutoImplicitGuide, ImplicitGuide, ScoreEstimator
+from pyro_ardae import ARDAE_ELBO, AutoImplicitGuide, ImplicitGuide, ScoreConfig, ScoreEstimator
 
 
 def fit(model, guide, args=(), steps=1500, lr=1e-2, **elbo_kwargs):
@@ -37,7 +37,7 @@ def conjugate_normal(x):
 
 def test_conjugate_normal():
     x = torch.randn(10) + 1.0
-    guide = AutoImplicitGuide(conjugate_normal, hidden=(32, 32), score_hidden=(64, 64))
+    guide = AutoImplicitGuide(conjugate_normal, hidden=(32, 32), score=ScoreConfig(hidden=(64, 64)))
     fit(conjugate_normal, guide, (x,))
     mu = posterior(conjugate_normal, guide, (x,), sites=["mu"])["mu"]
     n = len(x)
@@ -58,7 +58,7 @@ def correlated(scale_prior=10.0):
 
 
 def test_correlated_gaussian_posterior():
-    guide = AutoImplicitGuide(correlated, hidden=(32, 32), score_hidden=(64, 64))
+    guide = AutoImplicitGuide(correlated, hidden=(32, 32), score=ScoreConfig(hidden=(64, 64)))
     fit(correlated, guide, steps=3000)  # correlations take longer than scales
     z = posterior(correlated, guide, sites=["z"])["z"].reshape(-1, 2)
     cov = torch.tensor([[1.0, RHO * 2.0], [RHO * 2.0, 4.0]])
@@ -80,7 +80,7 @@ def gamma_poisson(counts):
 
 def test_gamma_poisson_constrained_site():
     counts = torch.tensor([2.0, 4.0, 3.0, 1.0, 5.0])
-    guide = AutoImplicitGuide(gamma_poisson, hidden=(32, 32), score_hidden=(64, 64))
+    guide = AutoImplicitGuide(gamma_poisson, hidden=(32, 32), score=ScoreConfig(hidden=(64, 64)))
     fit(gamma_poisson, guide, (counts,))
     rate = posterior(gamma_poisson, guide, (counts,), sites=["rate"])["rate"]
     exact = dist.Gamma(3.0 + counts.sum(), 1.0 + len(counts))
@@ -114,7 +114,7 @@ def encoder_guide(score_hidden: tuple[int, ...]) -> ImplicitGuide:
         sites="z",
         context=lambda x, idx, n: x.unsqueeze(-1),
         context_event_dim=1,
-        score_hidden=score_hidden,
+        score=ScoreConfig(hidden=score_hidden),
     )
 
 
@@ -123,7 +123,7 @@ def test_amortized_guide_with_subsampling_scales_entropy():
     # same N/B scale as the likelihood of the subsampled plate.
     full = 200
     xs = 2 * torch.randn(full)
-    guide = encoder_guide(score_hidden=(32, 32))
+    guide = encoder_guide((32, 32))
     elbo = ARDAE_ELBO(num_particles=4, vectorize_particles=True, score_samples=32)
     optim = pyro.optim.ClippedAdam({"lr": 1e-2, "lrd": 0.01 ** (1 / 1500)})
     svi = SVI(local_model, guide, optim, elbo)
@@ -148,14 +148,14 @@ def test_whitening_samples_feed_the_maps_and_score_samples_the_network(monkeypat
 
     monkeypatch.setattr(ScoreEstimator, "update", spy)
     elbo = ARDAE_ELBO(score_samples=32, whitening_samples=128, score_steps=2)
-    guide = AutoImplicitGuide(conjugate_normal, hidden=(8,), score_hidden=(8,))
+    guide = AutoImplicitGuide(conjugate_normal, hidden=(8,), score=ScoreConfig(hidden=(8,)))
     SVI(conjugate_normal, guide, pyro.optim.Adam({"lr": 1e-3}), elbo).step(torch.randn(10))
     assert calls == [((128, 1), 32), ((128, 1), 32)]
 
 
 def test_predictive_gives_distinct_draws():
     x = torch.randn(10)
-    guide = AutoImplicitGuide(conjugate_normal, hidden=(8,), score_hidden=(8,))
+    guide = AutoImplicitGuide(conjugate_normal, hidden=(8,), score=ScoreConfig(hidden=(8,)))
     guide(x)
     draws = Predictive(conjugate_normal, guide=guide, num_samples=200)(x)["mu"]
     assert draws.unique().numel() == 200
@@ -163,7 +163,7 @@ def test_predictive_gives_distinct_draws():
 
 def test_vectorized_particles_match_loop(monkeypatch):
     x = torch.randn(10) + 1.0
-    guide = AutoImplicitGuide(conjugate_normal, hidden=(16,), score_hidden=(64, 64))
+    guide = AutoImplicitGuide(conjugate_normal, hidden=(16,), score=ScoreConfig(hidden=(64, 64)))
     shared = fit(conjugate_normal, guide, (x,), steps=100).estimators
     loc = guide.generator.loc
     results = {}
@@ -186,7 +186,7 @@ def test_vectorized_particles_match_loop(monkeypatch):
 def test_float64():
     torch.set_default_dtype(torch.float64)
     x = torch.randn(10)
-    guide = AutoImplicitGuide(conjugate_normal, hidden=(8,), score_hidden=(8,))
+    guide = AutoImplicitGuide(conjugate_normal, hidden=(8,), score=ScoreConfig(hidden=(8,)))
     elbo = fit(conjugate_normal, guide, (x,), steps=5)
     est = next(iter(elbo.estimators.values()))
     assert guide(x)["mu"].dtype == torch.float64
@@ -202,7 +202,7 @@ def test_generator_follows_the_models_dtype():
         with pyro.plate("data", len(x)):
             pyro.sample("obs", dist.Normal(mu, 1.0), obs=x)
 
-    guide = AutoImplicitGuide(model, hidden=(8,), score_hidden=(8,))
+    guide = AutoImplicitGuide(model, hidden=(8,), score=ScoreConfig(hidden=(8,)))
     fit(model, guide, (x,), steps=5)
     assert {p.dtype for p in guide.generator.parameters()} == {torch.float64}
 
@@ -216,7 +216,7 @@ def test_cuda():
         with pyro.plate("data", len(x)):
             pyro.sample("obs", dist.Normal(mu, 1.0), obs=x)
 
-    guide = AutoImplicitGuide(model, hidden=(8,), score_hidden=(8,)).cuda()
+    guide = AutoImplicitGuide(model, hidden=(8,), score=ScoreConfig(hidden=(8,))).cuda()
     elbo = fit(model, guide, (x,), steps=5)
     assert next(iter(elbo.estimators.values())).stats.loc.is_cuda
 
@@ -232,7 +232,7 @@ def eight_schools(sigma, y=None):
 def test_latents_in_a_full_plate():
     y = torch.tensor([28.0, 8.0, -3.0, 7.0, -1.0, 1.0, 18.0, 12.0])
     sigma = torch.tensor([15.0, 10.0, 16.0, 11.0, 9.0, 11.0, 10.0, 18.0])
-    guide = AutoImplicitGuide(eight_schools, hidden=(16,), score_hidden=(16,))
+    guide = AutoImplicitGuide(eight_schools, hidden=(16,), score=ScoreConfig(hidden=(16,)))
     fit(eight_schools, guide, (sigma, y), steps=20)
     post = posterior(eight_schools, guide, (sigma, y), n=100, sites=["mu", "tau", "eta"])
     assert post["eta"].shape == (100, 8)

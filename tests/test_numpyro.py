@@ -13,7 +13,7 @@ from numpyro import handlers
 from numpyro.infer import SVI, Predictive, Trace_ELBO
 from numpyro.infer.autoguide import AutoNormal
 
-from numpyro_ardae import ARDAE_ELBO, AutoImplicitGuide, ImplicitGuide, ScoreEstimator
+from numpyro_ardae import ARDAE_ELBO, AutoImplicitGuide, ImplicitGuide, ScoreConfig, ScoreEstimator
 
 KEY = jax.random.PRNGKey(0)
 
@@ -51,7 +51,7 @@ X = jax.random.normal(jax.random.PRNGKey(1), (10,)) + 1.0
 
 
 def test_conjugate_normal_and_distinct_draws():
-    guide = AutoImplicitGuide(conjugate_normal, hidden=(32, 32), score_hidden=(64, 64))
+    guide = AutoImplicitGuide(conjugate_normal, hidden=(32, 32), score=ScoreConfig(hidden=(64, 64)))
     result = fit(conjugate_normal, guide, (X,))
     mu = guide.sample_posterior(KEY, result.params, X, sample_shape=(4000,))["mu"]
     mean, sd = X.sum() / 11, (1 / 11) ** 0.5
@@ -73,7 +73,7 @@ def correlated():
 
 
 def test_correlated_posterior_with_factor():
-    guide = AutoImplicitGuide(correlated, hidden=(32, 32), score_hidden=(64, 64))
+    guide = AutoImplicitGuide(correlated, hidden=(32, 32), score=ScoreConfig(hidden=(64, 64)))
     result = fit(correlated, guide)
     z = guide.sample_posterior(KEY, result.params, sample_shape=(4000,))["z"]
     post_cov = jnp.linalg.inv(jnp.linalg.inv(COV) + jnp.eye(2) / 100)
@@ -90,7 +90,7 @@ def gamma_poisson(counts):
 
 def test_gamma_poisson_constrained_site():
     counts = jnp.array([2.0, 4.0, 3.0, 1.0, 5.0])
-    guide = AutoImplicitGuide(gamma_poisson, hidden=(32, 32), score_hidden=(64, 64))
+    guide = AutoImplicitGuide(gamma_poisson, hidden=(32, 32), score=ScoreConfig(hidden=(64, 64)))
     result = fit(gamma_poisson, guide, (counts,))
     rate = guide.sample_posterior(KEY, result.params, counts, sample_shape=(4000,))["rate"]
     exact = dist.Gamma(3.0 + counts.sum(), 1.0 + 5)
@@ -115,7 +115,7 @@ def test_surrogate_gradient_is_minus_entropy_gradient(positive):
         numpyro.sample("z", dist.ImproperUniform(support, (), (2,)))
 
     net = Affine(jnp.array([0.5, -1.0]), jnp.array([[1.0, 0.0], [0.8, 0.5]]))
-    guide = ImplicitGuide(net, noise_dim=2, sites={"z": support}, score_hidden=(32,))
+    guide = ImplicitGuide(net, noise_dim=2, sites={"z": support}, score=ScoreConfig(hidden=(32,)))
     elbo = ARDAE_ELBO(num_particles=50_000, score_samples=4096)
     svi = SVI(flat, guide, optax.sgd(0.0), elbo)
     state = svi.init(KEY)
@@ -151,7 +151,11 @@ def test_amortized_guide():
     # z_i | x_i ~ N(x_i / 2, 1/2)
     xs = 2 * jax.random.normal(KEY, (50,))
     guide = ImplicitGuide(
-        Encoder(KEY), noise_dim=2, sites="z", context=lambda x: x[:, None], score_hidden=(32, 32)
+        Encoder(KEY),
+        noise_dim=2,
+        sites="z",
+        context=lambda x: x[:, None],
+        score=ScoreConfig(hidden=(32, 32)),
     )
     result = fit(local_model, guide, (xs,), num_particles=4, score_samples=32)
     x = jnp.array([-2.0, 0.0, 2.0])
@@ -173,7 +177,7 @@ def test_amortised_draw_is_centred_at_the_zero_noise_output():
 
 def test_float64():
     with jax.enable_x64(True):
-        guide = AutoImplicitGuide(conjugate_normal, hidden=(8,), score_hidden=(8,))
+        guide = AutoImplicitGuide(conjugate_normal, hidden=(8,), score=ScoreConfig(hidden=(8,)))
         result = fit(conjugate_normal, guide, (X.astype(jnp.float64),), steps=5)
         assert result.params["auto$generator$params"].loc.dtype == jnp.float64
         assert result.state.mutable_state["auto$score"].net.h.layers[0].weight.dtype == jnp.float64
@@ -181,7 +185,7 @@ def test_float64():
 
 def test_fourier_features_reach_the_score_net_and_stay_fixed():
     guide = AutoImplicitGuide(
-        conjugate_normal, hidden=(8,), score_hidden=(8,), score_fourier_features=4
+        conjugate_normal, hidden=(8,), score=ScoreConfig(hidden=(8,), fourier_features=4)
     )
     svi = SVI(conjugate_normal, guide, optax.adam(1e-2), ARDAE_ELBO(num_particles=4))
     state = svi.init(KEY, X)
@@ -215,10 +219,10 @@ def test_bad_inputs_match_pyro():
         run(AutoNormal(model))
     with pytest.raises(ValueError, match=r"samples 'w'.*latent sites are \['z'\]"):
         run(ImplicitGuide(Affine(jnp.zeros(2), jnp.eye(2)), noise_dim=2, sites="w"))
-    with pytest.raises(ValueError, match="score_parameterization"):
-        AutoImplicitGuide(model, score_parameterization="scalar")
-    with pytest.raises(ValueError, match="score_fourier_features to be an int >= 0, got -1"):
-        AutoImplicitGuide(model, score_fourier_features=-1)
+    with pytest.raises(TypeError, match="AutoImplicitGuide: expected score to be a ScoreConfig"):
+        AutoImplicitGuide(model, score={"hidden": (8,)})
+    with pytest.raises(TypeError, match="ImplicitGuide: expected score to be a ScoreConfig"):
+        ImplicitGuide(Affine(jnp.zeros(2), jnp.eye(2)), noise_dim=2, score=(8,))
     with pytest.raises(ValueError, match="num_particles"):
         ARDAE_ELBO(num_particles=0)
     with pytest.raises(ValueError, match="non-empty str prefix"):
@@ -229,7 +233,9 @@ def test_bad_inputs_match_pyro():
         numpyro.sample("b", dist.Normal(0.0, 1.0))
 
     first, other = (
-        ImplicitGuide(Affine(jnp.zeros(()), jnp.ones(2)), noise_dim=2, sites=s, score_hidden=(8,))
+        ImplicitGuide(
+            Affine(jnp.zeros(()), jnp.ones(2)), noise_dim=2, sites=s, score=ScoreConfig(hidden=(8,))
+        )
         for s in "ab"
     )
     with pytest.raises(ValueError, match="already named its parameters 'implicit.net'.*own prefix"):
@@ -288,8 +294,12 @@ def test_bad_guides_and_models_are_named():
         numpyro.sample("a", dist.Normal(0.0, 1.0).expand([2]).to_event(1))
         numpyro.sample("b", dist.Normal(0.0, 1.0).expand([3]).to_event(1))
 
-    first = ImplicitGuide(SumNet(jnp.eye(2)), noise_dim=2, sites="a", score_hidden=(8,))
-    other = ImplicitGuide(SumNet(jnp.eye(3)), noise_dim=3, sites="b", score_hidden=(8,))
+    first = ImplicitGuide(
+        SumNet(jnp.eye(2)), noise_dim=2, sites="a", score=ScoreConfig(hidden=(8,))
+    )
+    other = ImplicitGuide(
+        SumNet(jnp.eye(3)), noise_dim=3, sites="b", score=ScoreConfig(hidden=(8,))
+    )
     with pytest.raises(ValueError, match="'implicit.net'; give each implicit guide its own"):
         run(two_shapes, lambda: {**first(), **other()})
 
@@ -303,15 +313,17 @@ def test_bad_guides_and_models_are_named():
         numpyro.sample("z", dist.Normal(jnp.zeros(260), 1.0).to_event(1))
 
     with pytest.raises(ValueError, match=r"260 latent dimensions.*ARDAE_ELBO\(score_samples="):
-        run(wide, AutoImplicitGuide(wide, hidden=(8,), score_hidden=(8,)), score_samples=512)
+        run(
+            wide,
+            AutoImplicitGuide(wide, hidden=(8,), score=ScoreConfig(hidden=(8,))),
+            score_samples=512,
+        )
     for kwargs, match in (
         ({"score_steps": 0}, "score_steps to be an int >= 1, got 0"),
         ({"score_lr": float("inf")}, "finite score_lr"),
     ):
         with pytest.raises(ValueError, match=match):
             ARDAE_ELBO(**kwargs)
-    with pytest.raises(ValueError, match="finite score_delta > 0, got inf"):
-        AutoImplicitGuide(model, score_delta=float("inf"))
 
 
 def test_inconsistent_plate_is_named():
@@ -348,7 +360,7 @@ def test_whitening_samples_feed_the_maps_and_score_samples_the_network(monkeypat
 
     monkeypatch.setattr(ScoreEstimator, "update", spy)
     elbo = ARDAE_ELBO(score_samples=32, whitening_samples=128)
-    guide = AutoImplicitGuide(conjugate_normal, hidden=(8,), score_hidden=(8,))
+    guide = AutoImplicitGuide(conjugate_normal, hidden=(8,), score=ScoreConfig(hidden=(8,)))
     result = SVI(conjugate_normal, guide, optax.adam(1e-3), elbo).run(KEY, 3, X, progress_bar=False)
     assert calls == [((128, 1), 32)] and jnp.isfinite(result.losses).all()
 

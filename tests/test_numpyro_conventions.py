@@ -24,7 +24,7 @@ from numpyro.infer.reparam import TransformReparam
 
 import numpyro_ardae
 
-SMALL = {"hidden": (8,), "score_hidden": (16,)}
+SMALL = {"hidden": (8,), "score": numpyro_ardae.ScoreConfig(hidden=(16,))}
 X = np.random.default_rng(0).normal(size=(20, 2))
 Y = X @ np.array([1.0, -2.0]) + 0.5 * np.random.default_rng(1).normal(size=20)
 

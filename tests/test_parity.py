@@ -8,7 +8,7 @@ import torch
 from test_numpyro import KEY, X, conjugate_normal, fit
 
 import pyro_ardae
-from numpyro_ardae import ARDAE_ELBO, AutoImplicitGuide, ScoreEstimator
+from numpyro_ardae import ARDAE_ELBO, AutoImplicitGuide, ScoreConfig, ScoreEstimator
 
 
 def test_parity_with_pyro():
@@ -29,7 +29,7 @@ def test_parity_with_pyro():
 
     pyro.set_rng_seed(0)
     pyro.clear_param_store()
-    tguide = TorchGuide(torch_model, hidden=(32, 32), score_hidden=(64, 64))
+    tguide = TorchGuide(torch_model, hidden=(32, 32), score=ScoreConfig(hidden=(64, 64)))
     optim = pyro.optim.ClippedAdam({"lr": 1e-2, "lrd": 0.01 ** (1 / 1500)})
     svi = pyro.infer.SVI(
         torch_model, tguide, optim, TorchELBO(num_particles=8, vectorize_particles=True)
@@ -39,7 +39,7 @@ def test_parity_with_pyro():
     with torch.no_grad():
         draws = torch.stack([tguide(x)["mu"] for _ in range(4000)]).numpy()
 
-    guide = AutoImplicitGuide(conjugate_normal, hidden=(32, 32), score_hidden=(64, 64))
+    guide = AutoImplicitGuide(conjugate_normal, hidden=(32, 32), score=ScoreConfig(hidden=(64, 64)))
     result = fit(conjugate_normal, guide, (X,))
     mu = np.asarray(guide.sample_posterior(KEY, result.params, X, sample_shape=(4000,))["mu"])
     sd = (1 / 11) ** 0.5
@@ -64,3 +64,28 @@ def test_update_with_num_train_matches_pyro():
         est.update(est.init(KEY), KEY, jnp.asarray(samples), num_train=300)
     with pytest.raises(ValueError, match=r"whitening_samples .* >= score_samples \(512\)"):
         ARDAE_ELBO(whitening_samples=100)
+
+
+def test_one_score_config_for_both_backends():
+    # The class is framework-free and shared; it validates once, with the same messages.
+    assert ScoreConfig is pyro_ardae.ScoreConfig
+    assert ScoreConfig(hidden=[8, 4]).hidden == (8, 4)
+    assert ScoreConfig().estimator_kwargs() == {
+        "hidden": (128, 128, 128),
+        "parameterization": "vector",
+        "delta": 0.1,
+        "fourier_features": 0,
+        "fourier_scale": 3.0,
+    }
+    for kwargs, match in (
+        ({"parameterization": "scalar"}, "parameterization in"),
+        ({"delta": 0.0}, "finite delta > 0, got 0.0"),
+        ({"delta": float("inf")}, "finite delta > 0, got inf"),
+        ({"hidden": (0,)}, r"hidden to be positive ints, got \(0,\)"),
+        ({"fourier_features": -1}, "fourier_features to be an int >= 0, got -1"),
+        ({"fourier_scale": 0}, "finite fourier_scale > 0, got 0"),
+    ):
+        with pytest.raises(ValueError, match=f"ScoreConfig: expected .*{match}"):
+            ScoreConfig(**kwargs)
+    with pytest.raises(TypeError, match="hidden to be a sequence of ints, got 64"):
+        ScoreConfig(hidden=64)

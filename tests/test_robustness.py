@@ -132,13 +132,13 @@ def test_the_two_generators_compute_the_same_map():
     import equinox as eqx
 
     torch.manual_seed(0)
-    gen = pyro_ardae.Generator(4, torch.randn(3), 0.3, (8, 5))
+    gen = pyro_ardae.autoguide.Generator(4, torch.randn(3), 0.3, (8, 5))
     with torch.no_grad():
         for p in gen.parameters():
             p.normal_()
     params = [p.detach().numpy() for p in gen.parameters()]
     loc, log_scale, weight, *layers = (jnp.asarray(p) for p in params)
-    jgen = numpyro_ardae.Generator(4, jnp.zeros(3), 0.3, (8, 5), key=jax.random.PRNGKey(0))
+    jgen = numpyro_ardae.autoguide.Generator(4, jnp.zeros(3), 0.3, (8, 5), key=jax.random.PRNGKey(0))
     jgen = eqx.tree_at(lambda g: (g.loc, g.log_scale, g.weight), jgen, (loc, log_scale, weight))
     for i in range(len(jgen.h.layers)):
         jgen = eqx.tree_at(
