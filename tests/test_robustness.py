@@ -138,7 +138,9 @@ def test_the_two_generators_compute_the_same_map():
             p.normal_()
     params = [p.detach().numpy() for p in gen.parameters()]
     loc, log_scale, weight, *layers = (jnp.asarray(p) for p in params)
-    jgen = numpyro_ardae.autoguide.Generator(4, jnp.zeros(3), 0.3, (8, 5), key=jax.random.PRNGKey(0))
+    jgen = numpyro_ardae.autoguide.Generator(
+        4, jnp.zeros(3), 0.3, (8, 5), key=jax.random.PRNGKey(0)
+    )
     jgen = eqx.tree_at(lambda g: (g.loc, g.log_scale, g.weight), jgen, (loc, log_scale, weight))
     for i in range(len(jgen.h.layers)):
         jgen = eqx.tree_at(
