@@ -23,7 +23,7 @@ $(NUMPYRO_VENV)/.installed: pyproject.toml constraints.txt
 install: $(VENV)/.installed
 
 demo: $(VENV)/.installed
-	$(PY) examples/energy_fitting.py --targets U3 --steps 3000 --out outputs/energy_fitting_U3.png
+	$(PY) examples/banana.py --out outputs/banana.png
 
 test: $(VENV)/.installed
 	$(PY) -m ruff check .

@@ -97,7 +97,8 @@ class ARDAE_ELBO(ELBO):
     :math:`\log q`; the gradient is the surrogate's.
 
     Args:
-        num_particles: samples of :math:`q` per step for the generator's loss.
+        num_particles: draws of :math:`q` per step for the generator's loss; 4 by default,
+            as in :class:`pyro_ardae.ARDAE_ELBO`.
         vectorize_particles: ``vmap`` the particles (else ``lax.map``).
         score_steps: AR-DAE steps per generator step.
         score_samples: fresh samples per AR-DAE step (per context row when amortised);
@@ -113,7 +114,7 @@ class ARDAE_ELBO(ELBO):
 
     def __init__(
         self,
-        num_particles: int = 1,
+        num_particles: int = 4,
         vectorize_particles: bool = True,
         *,
         score_steps: int = 1,

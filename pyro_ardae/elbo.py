@@ -102,7 +102,11 @@ class ARDAE_ELBO(ELBO):
     entropy grows.
 
     Args:
-        num_particles: samples of :math:`q` per step for the generator's loss.
+        num_particles: draws of :math:`q` per step for the generator's loss, each a run of
+            the model. 4 by default where Pyro's ELBOs take 1: with one draw the
+            generator's gradient is too noisy, under a constant-rate optimiser, to build
+            strong correlations, and correlated coordinates come out too narrow
+            (``docs/robustness.md``); 1 gives the cheapest step.
         max_plate_nesting: as in Pyro; guessed from one run when left infinite.
         vectorize_particles: draw the particles in one vectorised pass.
         score_steps: AR-DAE steps per generator step.
@@ -116,7 +120,7 @@ class ARDAE_ELBO(ELBO):
             ``score_samples``). A map from ``n`` draws jitters by :math:`O(n^{-1/2})` from
             step to step and the network learns the score blurred by that jitter; more
             draws for the map cost only generator passes. It sharpens a single thin band
-            and can cost on multi-branch targets (README, "Maps from more draws").
+            and can cost on multi-branch targets (``docs/design.md``).
 
     Example:
         >>> import pyro, pyro.distributions as dist
@@ -132,7 +136,7 @@ class ARDAE_ELBO(ELBO):
 
     def __init__(
         self,
-        num_particles: int = 1,
+        num_particles: int = 4,
         max_plate_nesting: float = float("inf"),
         vectorize_particles: bool = False,
         *,

@@ -321,10 +321,8 @@ class ScoreEstimator(nn.Module):
         re-estimated from each step's ``n`` draws moves by :math:`O(n^{-1/2})` from step to
         step, and the network learns the score of :math:`q` blurred by that jitter, too weak
         across any thin direction; more draws for the maps lower the jitter at the price of
-        generator draws only. On exact draws of the energy-fitting example's U2, maps from
-        halves of 1024 and of 4096 rather than 256 raised the reported fraction of the
-        precision across its band from 0.59 to 0.78 and 0.85
-        (``benchmarks/energy_band.py --on exact``).
+        generator draws only (``benchmarks/energy_band.py`` measures the effect on a thin
+        band).
         """
         self._check(samples, context, 3 if self.context_dim else 2)
         check_num_train(num_train, samples.shape[0])
