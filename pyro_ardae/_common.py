@@ -29,7 +29,16 @@ def positive_finite(value: Any) -> bool:
     )
 
 
-def _check_fourier(owner: str, features: Any, scale: Any) -> None:
+def _check_net_options(
+    owner: str, parameterization: Any, delta: Any, features: Any, scale: Any
+) -> None:
+    """The options a ``ScoreConfig`` and a ``ScoreNet`` share; errors name ``owner``."""
+    if parameterization not in PARAMETERIZATIONS:
+        raise ValueError(
+            f"{owner}: expected parameterization in {PARAMETERIZATIONS}, got {parameterization!r}"
+        )
+    if not positive_finite(delta):
+        raise ValueError(f"{owner}: expected a finite delta > 0, got {delta!r}")
     if isinstance(features, bool) or not isinstance(features, int) or features < 0:
         raise ValueError(f"{owner}: expected fourier_features to be an int >= 0, got {features!r}")
     if not positive_finite(scale):
@@ -67,11 +76,13 @@ class ScoreConfig:
     fourier_scale: float = 3.0
 
     def __post_init__(self) -> None:
-        if self.parameterization not in PARAMETERIZATIONS:
-            raise ValueError(
-                f"ScoreConfig: expected parameterization in {PARAMETERIZATIONS}, "
-                f"got {self.parameterization!r}"
-            )
+        _check_net_options(
+            "ScoreConfig",
+            self.parameterization,
+            self.delta,
+            self.fourier_features,
+            self.fourier_scale,
+        )
         if isinstance(self.hidden, (str, bytes)) or not isinstance(self.hidden, Iterable):
             raise TypeError(
                 f"ScoreConfig: expected hidden to be a sequence of ints, got {self.hidden!r}"
@@ -79,9 +90,6 @@ class ScoreConfig:
         hidden = tuple(self.hidden)
         if not all(isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in hidden):
             raise ValueError(f"ScoreConfig: expected hidden to be positive ints, got {hidden!r}")
-        if not positive_finite(self.delta):
-            raise ValueError(f"ScoreConfig: expected a finite delta > 0, got {self.delta!r}")
-        _check_fourier("ScoreConfig", self.fourier_features, self.fourier_scale)
         object.__setattr__(self, "hidden", hidden)
         object.__setattr__(self, "delta", float(self.delta))
         object.__setattr__(self, "fourier_scale", float(self.fourier_scale))
@@ -115,13 +123,7 @@ def check_score_net_args(
         raise ValueError(f"ScoreNet: expected dim to be a positive int, got {dim!r}")
     if not isinstance(context_dim, int) or context_dim < 0:
         raise ValueError(f"ScoreNet: expected context_dim to be an int >= 0, got {context_dim!r}")
-    if parameterization not in PARAMETERIZATIONS:
-        raise ValueError(
-            f"ScoreNet: expected parameterization in {PARAMETERIZATIONS}, got {parameterization!r}"
-        )
-    if not positive_finite(delta):
-        raise ValueError(f"ScoreNet: expected a finite delta > 0, got {delta!r}")
-    _check_fourier("ScoreNet", fourier_features, fourier_scale)
+    _check_net_options("ScoreNet", parameterization, delta, fourier_features, fourier_scale)
 
 
 def check_samples(
