@@ -23,11 +23,11 @@ $(NUMPYRO_VENV)/.installed: pyproject.toml constraints.txt
 install: $(VENV)/.installed
 
 demo: $(VENV)/.installed
-	$(PY) examples/banana.py --out outputs/banana.png
+	$(PY) -m examples.banana --out outputs/banana.png
 
 test: $(VENV)/.installed
 	$(PY) -m ruff check .
-	ARDAE_DATA_DIR=$(abspath $(DATA_DIR)) $(PY) -m pytest -q --doctest-modules pyro_ardae numpyro_ardae tests
+	ARDAE_DATA_DIR=$(abspath $(DATA_DIR)) $(PY) -m pytest -q --doctest-modules pyro_ardae numpyro_ardae examples/common.py tests
 
 test-numpyro: $(NUMPYRO_VENV)/.installed
 	$(NUMPYRO_PY) -c "import numpyro_ardae, sys; assert 'torch' not in sys.modules and 'pyro' not in sys.modules"

@@ -37,9 +37,7 @@ def provenance() -> dict[str, object]:
     return {
         "pyro_ardae_src_sha256": digest.hexdigest()[:12],
         "pyro_ardae_git": commit + ("-dirty" if dirty else ""),
-        "ardae_elbo_defaults": {
-            k: getattr(elbo, k) for k in ("score_steps", "score_samples", "whitening_samples")
-        },
+        "ardae_elbo_defaults": {k: getattr(elbo, k) for k in ("score_steps", "score_samples")},
         "score_net_defaults": pyro_ardae.ScoreConfig().estimator_kwargs(),
         "torch": torch.__version__,
         "pyro": pyro.__version__,

@@ -1,6 +1,6 @@
 """Energy fitting (the paper's Fig. 4): each sampler's distance to exact draws of U1-U4.
 
-Runs ``examples/energy_fitting.py``'s fits side by side, in one process per seed: the implicit
+Runs ``examples/energy_fitting/``'s fits side by side, in one process per seed: the implicit
 sampler (AutoImplicitGuide + ARDAE_ELBO), the hierarchical implicit sampler (ImplicitGuide +
 ARDAE_ELBO) and the flow baseline (AutoIAFNormal(hidden_dim=[256, 256], num_transforms=4) +
 Trace_ELBO), same steps, particles, optimiser and annealing. Metric: energy distance (U-statistic,
@@ -8,7 +8,7 @@ coordinates divided by the exact draws' sd) between 5000 draws of each sampler a
 draws (fine-grid inverse CDF, tested in tests/test_energy_fitting.py).
 ``ardae_wins`` = number of targets where the implicit sampler is closer than the flow
 (bar: >= 3 in the full run). With ``--ema D`` every sampler draws from a moving average of its
-parameters (``examples/energy_fitting.py``); the flow is then also scored at its last iterate
+parameters (``examples/energy_fitting/``); the flow is then also scored at its last iterate
 (``*_iaf_edist_last``) and the wins count against the better of its two; ``--pool K`` does the
 same with draws from a mixture of each sampler's iterates over the last K steps. With several
 ``--seeds`` every fit is repeated per seed, the distances are averaged over seeds (the per-seed
@@ -16,12 +16,12 @@ values are kept) and the wins are counted on the means; ``ardae_wins_per_seed`` 
 seed by seed. ``--out`` names the first seed's figure; the others are saved beside it as
 ``<name>_seed<N>.png``.
 
-    python benchmarks/energy.py --quick                # one target, 1000 steps
-    python benchmarks/energy.py                        # U1-U4, 10000 steps
-    python benchmarks/energy.py --seeds 0 1 2          # the same, three seeds
-    python benchmarks/energy.py --seeds 0 1 2 --workers 2 --threads 1  # two seeds at a time
-    python benchmarks/energy.py --targets U1,U3 --methods implicit,iaf   # a part of it
-    python benchmarks/energy.py --seeds 0 1 2 --workers 3 --device cuda  # on a GPU
+    python -m benchmarks.energy --quick                # one target, 1000 steps
+    python -m benchmarks.energy                        # U1-U4, 10000 steps
+    python -m benchmarks.energy --seeds 0 1 2          # the same, three seeds
+    python -m benchmarks.energy --seeds 0 1 2 --workers 2 --threads 1  # two seeds at a time
+    python -m benchmarks.energy --targets U1,U3 --methods implicit,iaf   # a part of it
+    python -m benchmarks.energy --seeds 0 1 2 --workers 3 --device cuda  # on a GPU
 """
 
 from __future__ import annotations
@@ -29,23 +29,21 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
-from common import provenance
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
-import energy_fitting  # noqa: E402
+from examples.energy_fitting import main as ef_main
+from pyro_ardae.score import PARAMETERIZATIONS
 
-from pyro_ardae.score import PARAMETERIZATIONS  # noqa: E402
+from .common import provenance
 
 # this benchmark's options passed on to the example as they are
 PASSED = ("methods", "particles", "score_steps", "fourier_features", "fourier_scale",
-          "score_delta", "score_parameterization", "lr_decay", "whitening_samples",
-          "sharp_maps", "ema", "pool", "device")  # fmt: skip
+          "score_delta", "score_parameterization", "lr_decay", "ema", "pool",
+          "device")  # fmt: skip
 
 
 def main() -> dict:
@@ -63,10 +61,6 @@ def main() -> dict:
         default="vector",
         help="AR-DAE's network output",
     )
-    parser.add_argument(
-        "--whitening-samples", type=int, default=None, help="AR-DAE's draws per step for its maps"
-    )
-    parser.add_argument("--sharp-maps", type=int, default=0, help="AR-DAE's maps once beta is 1")
     parser.add_argument("--ema", type=float, default=0.0, help="parameter average (0: none)")
     parser.add_argument("--pool", type=int, default=0, help="iterates mixed, last steps (0: none)")
     parser.add_argument("--lr-decay", type=float, default=0.1, help="learning rate's fall, all")
@@ -95,7 +89,7 @@ def main() -> dict:
             for name in PASSED
             if getattr(args, name) is not None
         ]
-        return energy_fitting.parser().parse_args(
+        return ef_main.parser().parse_args(
             [*sum(settings, []), "--targets", targets, "--steps", str(steps), "--seed", str(seed),
              "--threads", str(args.threads), "--num-samples", "5000", "--no-progress", "--out", out]
         )  # fmt: skip
@@ -113,9 +107,9 @@ def main() -> dict:
     if args.workers > 1:
         spawn = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(args.workers, mp_context=spawn) as pool:
-            runs = list(pool.map(energy_fitting.main, jobs))
+            runs = list(pool.map(ef_main.main, jobs))
     else:
-        runs = [energy_fitting.main(job) for job in jobs]
+        runs = [ef_main.main(job) for job in jobs]
     out = {k: sum(run[k] for run in runs) / len(runs) for k in runs[0]}
 
     def wins(run: dict, method: str) -> int:

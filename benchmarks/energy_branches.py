@@ -1,6 +1,6 @@
 """Where each sampler puts U3's mass: the two branches' shares and widths, and the mass between.
 
-U3's density is a sum of two bands of vertical sd 0.35 (``examples/energy_fitting.py``): the
+U3's density is a sum of two bands of vertical sd 0.35 (``examples/energy_fitting/``): the
 upper one along z2 = w1(z1) and the lower one along z2 = w1(z1) - w2(z1), with
 w2(z1) = 3 exp(-(z1 - 1)^2 / (2 0.6^2)). They coincide away from z1 = 1 and part around it.
 Fits each sampler as the example does and compares 5000 of its draws with 5000 exact ones:
@@ -24,8 +24,8 @@ Exact draws give the target's values up to Monte Carlo error (about 0.01 on a sh
 hundred window draws), so the sampler's deviations say which part of U3 a fit gets wrong: too
 thin a band, a light lower branch, or mass between the branches.
 
-    python benchmarks/energy_branches.py --quick        # 1000 steps
-    python benchmarks/energy_branches.py --seed 1       # 10000 steps, the benchmark's fits
+    python -m benchmarks.energy_branches --quick        # 1000 steps
+    python -m benchmarks.energy_branches --seed 1       # 10000 steps, the benchmark's fits
 """
 
 from __future__ import annotations
@@ -33,16 +33,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
-from pathlib import Path
 
 import torch
-from common import provenance
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
-import energy_fitting  # noqa: E402
+from examples.energy_fitting import main as ef_main
+from examples.energy_fitting import samplers, targets
+from pyro_ardae import energy_distance
 
-from pyro_ardae import energy_distance  # noqa: E402
+from .common import provenance
 
 SD = 0.35  # U3's vertical sd of each band
 Z1_EDGES = torch.arange(-7.5, 7.6, 0.5)  # inner edges of the z1 histogram; end bins open
@@ -68,9 +66,9 @@ def z1_masses() -> torch.Tensor:
 def branch_stats(z: torch.Tensor) -> dict[str, float | None]:
     """The window and merged-band statistics of draws ``z`` ``(n, 2)`` (see the module); an
     sd of a band without draws is None."""
-    w1 = energy_fitting._w1(z)
+    w1 = targets._w1(z)
     upper = z[:, 1] - w1
-    lower = z[:, 1] - (w1 - energy_fitting._w2(z))
+    lower = z[:, 1] - (w1 - targets._w2(z))
     window = (z[:, 0] - 1).abs() < 0.6
     merged = (z[:, 0] - 1).abs() > 2.5
     on_lower = lower.abs() < upper.abs()
@@ -110,7 +108,7 @@ def main() -> dict:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     steps = args.steps or (1000 if args.quick else 10_000)
-    example = energy_fitting.parser().parse_args(
+    example = ef_main.parser().parse_args(
         ["--targets", "U3", "--steps", str(steps), "--pool", str(args.pool), "--seed",
          str(args.seed), "--threads", str(args.threads), "--no-progress", "--out", ""]
     )  # fmt: skip
@@ -119,16 +117,16 @@ def main() -> dict:
                     "pool": args.pool, "seed": args.seed}  # fmt: skip
     methods = args.methods.split(",")
     for method in methods:
-        if method not in energy_fitting.METHODS:
-            parser.error(f"--methods: expected names in {energy_fitting.METHODS}, got {method!r}")
+        if method not in samplers.METHODS:
+            parser.error(f"--methods: expected names in {samplers.METHODS}, got {method!r}")
 
     def rounded(stats: dict) -> dict:
         return {k: None if v is None else round(v, 4) for k, v in stats.items()}
 
-    exact = energy_fitting.reference("U3", 5000)
+    exact = targets.reference("U3", 5000)
     result["exact"] = rounded(branch_stats(exact))
     for method in methods:
-        fitted = energy_fitting.fit("U3", method, example)
+        fitted = samplers.fit("U3", method, example)
         stats = branch_stats(fitted["draws"])
         stats["edist"] = energy_distance(fitted["draws"], exact)
         result[method] = rounded(stats)

@@ -29,7 +29,7 @@ numpyro.__version__, torch.__version__, torch.cuda.is_available(), pyro.__versio
     | tee -a "$log/gpu.txt"
 
 numpyro() {
-    (cd benchmarks && timeout 270 "$py" numpyro_speed.py --devices cpu cuda --threads 1 \
+    (timeout 270 "$py" -m benchmarks.numpyro_speed --devices cpu cuda --threads 1 \
         --blocks 5) 2>&1 | tee "$log/numpyro_speed.log"
     tail -n 1 "$log/numpyro_speed.log" > "$log/numpyro_speed.json"
     timeout 60 "$py" -m pytest -q -p no:cacheprovider tests/test_inference.py -k cuda 2>&1 \
@@ -42,7 +42,7 @@ sac() {
     timeout 120 "$py" -m pytest -q -p no:cacheprovider tests/test_sac.py -k cuda 2>&1 \
         | tee "$log/test_sac_cuda.log"
     for device in cuda cpu; do
-        (cd benchmarks && timeout 240 "$py" sac.py --env HalfCheetah-v5 --steps 1500 \
+        (timeout 240 "$py" -m benchmarks.sac --env HalfCheetah-v5 --steps 1500 \
             --learning-starts 1000 --eval-episodes 1 --threads 2 --device "$device" \
             --out-dir "$log/sac_$device") 2>&1 | tee "$log/sac_$device.log"
         tail -n 1 "$log/sac_$device.log" > "$log/sac_$device.json"
@@ -55,7 +55,7 @@ vae() {
     ARDAE_DATA_DIR=$data timeout 240 "$py" -m pytest -q -p no:cacheprovider \
         tests/test_vae_mnist.py -k cuda 2>&1 | tee "$log/test_vae_cuda.log"
     for device in cuda cpu; do
-        (cd benchmarks && timeout 240 "$py" vae_mnist.py --quick --threads 2 --device "$device" \
+        (timeout 240 "$py" -m benchmarks.vae_mnist --quick --threads 2 --device "$device" \
             --data-dir "$data") 2>&1 | tee "$log/vae_$device.log"
         tail -n 1 "$log/vae_$device.log" > "$log/vae_$device.json"
     done

@@ -9,20 +9,17 @@ sample, the medians over repeats of the checks on 2000 more draws (the example's
 ``*_entropy_gap_median``, and ``fraction_ardae_better_energy``. The full run (12 repeats x
 2000 steps) takes a few minutes here.
 
-    python benchmarks/max_entropy.py --quick      # 2 repeats x 300 steps
+    python -m benchmarks.max_entropy --quick      # 2 repeats x 300 steps
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
-from pathlib import Path
 
-from common import provenance
+from examples import max_entropy
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
-import max_entropy  # noqa: E402
+from .common import provenance
 
 
 def main() -> dict:

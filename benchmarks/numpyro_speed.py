@@ -20,8 +20,8 @@ step on 512 samples through a 3 x 128 MLP), so no compiler removes most of it.
 
 Usage::
 
-    python benchmarks/numpyro_speed.py --quick
-    python benchmarks/numpyro_speed.py --devices cpu cuda    # on a machine with a GPU
+    python -m benchmarks.numpyro_speed --quick
+    python -m benchmarks.numpyro_speed --devices cpu cuda    # on a machine with a GPU
 """
 
 from __future__ import annotations
@@ -40,15 +40,16 @@ import numpyro.distributions as ndist
 import optax
 import pyro
 import torch
-from common import provenance
 from numpyro.infer import SVI as NSVI
 from numpyro.infer import Trace_ELBO as NTrace_ELBO
 from numpyro.infer.autoguide import AutoNormal as NAutoNormal
-from svi_speed import DIM, LR, NOISE_SD, make_data
-from svi_speed import model as pyro_model
 
 import numpyro_ardae
 import pyro_ardae
+
+from .common import provenance
+from .svi_speed import DIM, LR, NOISE_SD, make_data
+from .svi_speed import model as pyro_model
 
 PARTICLES = 8
 JAX_PLATFORM = {"cpu": "cpu", "cuda": "gpu"}  # --devices name -> JAX platform

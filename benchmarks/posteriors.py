@@ -56,9 +56,9 @@ raises at set-up, as NumPyro's IAF and BNAF do on a one-dimensional latent: such
 
 Usage::
 
-    python benchmarks/posteriors.py --quick     # 1000 steps, 6 models, one seed, both backends
-    python benchmarks/posteriors.py --seeds 3   # 3000 steps, all models
-    python benchmarks/posteriors.py --quick --backend numpyro
+    python -m benchmarks.posteriors --quick     # 1000 steps, 6 models, one seed, both backends
+    python -m benchmarks.posteriors --seeds 3   # 3000 steps, all models
+    python -m benchmarks.posteriors --quick --backend numpyro
 
 ``--threads 1`` (the default) also keeps XLA's CPU client to one thread, unless
 ``XLA_FLAGS`` is set. The last line of stdout is one JSON object with the results.
@@ -83,18 +83,19 @@ import numpy as np
 import numpyro
 import optax
 import pyro
-import suite
 import torch
-from common import provenance
 from numpyro.infer import SVI as NumPyroSVI
 from numpyro.infer import Trace_ELBO as NumPyroTraceELBO
 from numpyro.infer import autoguide as numpyro_autoguide
 from pyro.infer import SVI, Trace_ELBO
 from pyro.infer.autoguide import AutoIAFNormal, AutoMultivariateNormal, AutoNormal
-from suite import Problem, flatten, problems
 
 import numpyro_ardae
 from pyro_ardae import ARDAE_ELBO, AutoImplicitGuide, energy_distance
+
+from . import suite
+from .common import provenance
+from .suite import Problem, flatten, problems
 
 METHODS = ("ardae", "autonormal", "mvn", "iaf")
 NUMPYRO_METHODS = (*METHODS, "bnaf")
@@ -235,6 +236,9 @@ def fit_numpyro(
         draw_key = jax.random.PRNGKey(seed + 1000)
         values = svi.guide.sample_posterior(draw_key, run.params, sample_shape=(args.draws,))
         out["draws"] = flatten(prob.name, {k: np.asarray(v) for k, v in values.items()})
+    # Each fit compiles its own programs; without this, the executables of some hundred fits
+    # exhaust the process's memory mappings (vm.max_map_count) and LLVM fails to allocate.
+    jax.clear_caches()
     return out
 
 

@@ -25,8 +25,8 @@ Models (exact posteriors, no sampler needed):
 
 Usage::
 
-    python benchmarks/robustness.py --quick      # linreg, lr 1e-2 and 3e-2, float32, 2 seeds
-    python benchmarks/robustness.py --workers 2  # 3000 steps: 3 models x 4 rates x 2
+    python -m benchmarks.robustness --quick      # linreg, lr 1e-2 and 3e-2, float32, 2 seeds
+    python -m benchmarks.robustness --workers 2  # 3000 steps: 3 models x 4 rates x 2
                                                  # dtypes x 3 seeds x 2 backends
 
 The last line of stdout is one JSON object.

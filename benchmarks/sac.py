@@ -1,6 +1,6 @@
 """SAC with the implicit (AR-DAE) policy next to tanh-Gaussian SAC, same seeds and settings.
 
-Runs ``examples/sac.py`` for both policies in one process, one after the other for each seed
+Runs ``examples/sac/`` for both policies in one process, one after the other for each seed
 (same critics, buffer, batch 256, gamma 0.99, tau 0.005, Adam 3e-4, alpha 0.05 fixed, or
 learned toward entropy -dim(A) for both with ``--autotune``). Metrics:
 ``gaussian_return`` and ``implicit_return``, the mean over seeds of the final evaluation
@@ -8,11 +8,11 @@ return of the zero-noise policy (``*_return_stochastic``: of the stochastic one)
 ``*_steps_per_s`` (environment steps per second over the whole run, evaluations included).
 Bar (the issue's): Pendulum-v1 within 20k steps, both at >= -250.
 
-    python benchmarks/sac.py --quick                       # Pendulum-v1, 3000 steps, seed 0
-    python benchmarks/sac.py                               # Pendulum-v1, 20k steps, seed 0
-    python benchmarks/sac.py --env HalfCheetah-v5 --steps 100000 --seeds 0 1 2 \
+    python -m benchmarks.sac --quick                       # Pendulum-v1, 3000 steps, seed 0
+    python -m benchmarks.sac                               # Pendulum-v1, 20k steps, seed 0
+    python -m benchmarks.sac --env HalfCheetah-v5 --steps 100000 --seeds 0 1 2 \
         --checkpoint-dir outputs/sac_hc   # the same command again resumes every run
-    python benchmarks/sac.py --quick --device cuda         # the networks on the GPU
+    python -m benchmarks.sac --quick --device cuda         # the networks on the GPU
 
 With ``--checkpoint-dir`` each (policy, seed) run checkpoints every 5000 steps and resumes from
 its checkpoint, so a long comparison can be spread over several processes; a finished run
@@ -22,19 +22,14 @@ is not repeated (its figures come from its checkpoint, its speed from the last s
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
-from common import provenance
 
-# loaded by path: this script's own name is sac.py too
-_spec = importlib.util.spec_from_file_location(
-    "sac_example", Path(__file__).resolve().parents[1] / "examples" / "sac.py"
-)
-sac = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(sac)
+from examples.sac import main as sac
+
+from .common import provenance
 
 PENDULUM_BAR = -250.0
 

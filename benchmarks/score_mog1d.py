@@ -15,8 +15,8 @@ share one MLP shape. The last line of stdout is one JSON object with the results
 
 Usage::
 
-    python benchmarks/score_mog1d.py --quick     # about a minute on 2 cores
-    python benchmarks/score_mog1d.py             # 5 seeds x 10k steps
+    python -m benchmarks.score_mog1d --quick     # about a minute on 2 cores
+    python -m benchmarks.score_mog1d             # 5 seeds x 10k steps
 
 References:
     J. H. Lim, A. Courville, C. Pal, C.-W. Huang, "AR-DAE: Towards Unbiased Neural Entropy
@@ -32,15 +32,16 @@ import time
 from collections.abc import Callable
 
 import torch
-from common import provenance
 from torch import Tensor, nn
 
-from pyro_ardae import ScoreEstimator, ScoreNet, ardae_loss
+from pyro_ardae import ScoreConfig, ScoreEstimator, ScoreNet, ardae_loss
+
+from .common import provenance
 
 MEANS = torch.tensor([-2.0, 2.0])
 SD = 0.5
 HIDDEN = (128, 128, 128)
-ACTIVATION = nn.SiLU  # ScoreNet's default; Softplus stalls here (see docs/benchmarks.md)
+ACTIVATION = nn.SiLU  # ScoreNet's default (Softplus stalls here)
 DELTA = 0.1  # sigma ~ N(0, DELTA^2) in standardised units
 LR, LR_END = 3e-3, 1e-5  # Adam, cosine decay over the run
 BATCH = 512  # fresh samples of p per step
@@ -79,9 +80,7 @@ def ardae_error(x_eval: Tensor, steps: int) -> float:
     """Train an AR-DAE through :class:`ScoreEstimator` on fresh batches; error at sigma = 0."""
     est = ScoreEstimator(
         1,
-        hidden=HIDDEN,
-        delta=DELTA,
-        activation=ACTIVATION,
+        config=ScoreConfig(hidden=HIDDEN, delta=DELTA),
         optimizer=lambda params: torch.optim.Adam(params, lr=LR),
     )
     lr_step = cosine(est.optimizer, steps)

@@ -6,7 +6,7 @@ e.g. ``log tau``), and a reference: an exact sampler, or NumPyro NUTS draws of t
 cached in ``benchmarks/references/`` (tracked, float32, with their r-hat and ESS). Every
 model has a NumPyro twin, ``numpyro_model(name)`` (same sites, same coordinates).
 
-``python benchmarks/suite.py`` (re)builds the NUTS references that are missing and prints
+``python -m benchmarks.suite`` (re)builds the NUTS references that are missing and prints
 one JSON object with every reference's r-hat, bulk ESS and divergences; ``--quick`` only
 checks the cached ones.
 
@@ -366,7 +366,7 @@ def nuts_reference(name: str, rebuild: bool = True) -> dict[str, object]:
             "cached": True,
         }
     if not rebuild:
-        raise FileNotFoundError(f"no reference {path}; run python benchmarks/suite.py")
+        raise FileNotFoundError(f"no reference {path}; run python -m benchmarks.suite")
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
     import jax
     from numpyro.diagnostics import effective_sample_size, split_gelman_rubin

@@ -18,8 +18,8 @@ methods (round robin) to spread machine noise; the rate is the median over block
 
 Usage::
 
-    python benchmarks/svi_speed.py --quick      # about a minute on 2 cores
-    python benchmarks/svi_speed.py              # more and longer blocks
+    python -m benchmarks.svi_speed --quick      # about a minute on 2 cores
+    python -m benchmarks.svi_speed              # more and longer blocks
 """
 
 from __future__ import annotations
@@ -35,11 +35,12 @@ import time
 import pyro
 import pyro.distributions as dist
 import torch
-from common import provenance
 from pyro.infer import SVI, Trace_ELBO
 from pyro.infer.autoguide import AutoIAFNormal, AutoNormal
 
 from pyro_ardae import ARDAE_ELBO, AutoImplicitGuide
+
+from .common import provenance
 
 DIM, NUM_OBS, NOISE_SD, LR = 10, 50, 0.5, 5e-3
 

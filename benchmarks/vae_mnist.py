@@ -1,6 +1,6 @@
 """VAE on MNIST (the paper's Table 1, MLP): implicit (AR-DAE) vs Gaussian encoder.
 
-Runs ``examples/vae_mnist.py``'s two encoders side by side in one process, at an equal
+Runs ``examples/vae_mnist/``'s two encoders side by side in one process, at an equal
 budget (same epochs, batch, optimiser, decoder, seed), and reports the test log p(x) of each
 by importance sampling with K proposals per image (the Gaussian encoder's own density; for
 the implicit one a full-covariance Gaussian fitted to K of its draws), plus the wall time of
@@ -8,23 +8,22 @@ training and evaluation. Keys ``gaussian_test_ll``, ``ardae_test_ll`` (nats, hig
 better) and ``ardae_minus_gaussian``. Needs the MNIST files (``--data-dir``; the default is
 the ``../shared/data`` the project's tests use).
 
-    python benchmarks/vae_mnist.py --quick   # 10k training images, 5 epochs, 1000 test, K=256
-    python benchmarks/vae_mnist.py           # 60k, 20 epochs, all 10k test images, K=1024
-    python benchmarks/vae_mnist.py --quick --device cuda
+    python -m benchmarks.vae_mnist --quick   # 10k training images, 5 epochs, 1000 test, K=256
+    python -m benchmarks.vae_mnist           # 60k, 20 epochs, all 10k test images, K=1024
+    python -m benchmarks.vae_mnist --quick --device cuda
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-from common import provenance
+from examples.vae_mnist import main as vae_mnist
+
+from .common import provenance
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "examples"))
-import vae_mnist  # noqa: E402
 
 
 def main() -> dict:

@@ -10,8 +10,8 @@ sampling, so each fit is scored by its energy distance to them (0 when the guide
 The script prints a table of the distances and training times, and saves a figure of the
 draws.
 
-    python examples/banana.py                     # 3000 steps, about a minute
-    python examples/banana.py --steps 300 --out ''
+    python -m examples.banana                     # 3000 steps, about a minute
+    python -m examples.banana --steps 300 --out ''
 """
 
 from __future__ import annotations

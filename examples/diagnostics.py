@@ -7,7 +7,7 @@ of the implicit fit, ``az.compare`` (LOO) of the three fits, the comparison of e
 NUTS (standardised mean and sd errors, energy distance) and the kernel Stein discrepancy of each
 fit next to that of NUTS. Saved: ``az.plot_pair`` and ``az.plot_posterior`` of the implicit fit.
 
-    python examples/diagnostics.py --steps 3000 --out outputs/diagnostics
+    python -m examples.diagnostics --steps 3000 --out outputs/diagnostics
 """
 
 from __future__ import annotations

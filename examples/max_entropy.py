@@ -27,10 +27,9 @@ checked on ``--check-samples`` fresh draws whitened by the target, ``w = L^-1 (x
   its covariance, a positive gap at satisfied constraints is entropy the sampler failed to
   reach (it equals KL(q || N(m, B^T B)) when the moments match exactly). It is exact for a
   rescaled Gaussian (the estimator is equivariant), but in 10 dimensions it resolves
-  non-Gaussian shapes poorly: for a one-coordinate bimodal mixture with the right moments
-  (true gap 0.19) it reads 0.0-0.09 at 2000 draws, so read it as a lower bound.
+  non-Gaussian shapes poorly, so read it as a lower bound.
 
-    python examples/max_entropy.py --repeats 8 --steps 2000
+    python -m examples.max_entropy --repeats 8 --steps 2000
 """
 
 from __future__ import annotations

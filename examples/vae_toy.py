@@ -15,7 +15,7 @@ ellipses, the implicit one can bend its posteriors to fill it. Printed: test log
 importance sampling (:func:`~pyro_ardae.importance_log_likelihood` for the implicit encoder,
 its own density for the Gaussian one).
 
-    python examples/vae_toy.py --steps 5000
+    python -m examples.vae_toy --steps 5000
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ from tqdm import tqdm
 
 from pyro_ardae import ARDAE_ELBO, ImplicitGuide, importance_log_likelihood
 
+from .common import mlp
+
 GRID = torch.tensor([-4.0, -2.0, 0.0, 2.0, 4.0])
 CENTRES = torch.cartesian_prod(GRID, GRID)  # (25, 2)
 DATA_SD, NOISE = 0.1, 10
@@ -52,20 +54,13 @@ def data_log_density(x: Tensor) -> Tensor:
     return comp.logsumexp(-1) - math.log(len(CENTRES))
 
 
-def mlp(sizes: list[int]) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for a, b in zip(sizes[:-1], sizes[1:], strict=True):
-        layers += [nn.Linear(a, b), nn.ELU()]
-    return nn.Sequential(*layers[:-1])
-
-
 class LocScale(nn.Module):
     """``(loc, sd)`` of a diagonal Gaussian from an MLP of ``x`` (2-D in, 2 + 2 out): the
     decoder's p(x | z) and the Gaussian encoder's q(z | x)."""
 
     def __init__(self, hidden: int, min_scale: float) -> None:
         super().__init__()
-        self.net = mlp([2, hidden, hidden, 4])
+        self.net = mlp([2, hidden, hidden, 4], nn.ELU)
         self.min_scale = min_scale
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -82,8 +77,8 @@ class ImplicitEncoder(nn.Module):
 
     def __init__(self, hidden: int) -> None:
         super().__init__()
-        self.gaussian = mlp([2, hidden, hidden, 4])
-        self.residual = mlp([NOISE + 2, hidden, hidden, 2])
+        self.gaussian = mlp([2, hidden, hidden, 4], nn.ELU)
+        self.residual = mlp([NOISE + 2, hidden, hidden, 2], nn.ELU)
         nn.init.zeros_(self.residual[-1].weight)
         nn.init.zeros_(self.residual[-1].bias)
 

@@ -17,13 +17,12 @@ from numpyro.infer.util import log_density
 from pyro_ardae._common import (
     check_elbo_options,
     check_model_guide,
-    check_whitening_samples,
     divergence_message,
     group_draws,
     guide_site,
     model_site,
     same_support,
-    score_sample_sizes,
+    score_sample_size,
 )
 
 from .estimator import ScoreEstimator
@@ -105,9 +104,6 @@ class ARDAE_ELBO(ELBO):
             ``None``: 512, or ``4 (d + 3)`` for a global guide of ``d > 125`` latent
             dimensions.
         score_lr: learning rate of the score networks' Adam.
-        whitening_samples: fresh draws per AR-DAE step its whitening maps come from, of
-            which the network trains on ``score_samples`` (``None``: all of them); see
-            :class:`pyro_ardae.ARDAE_ELBO`.
     """
 
     can_infer_discrete = False
@@ -120,7 +116,6 @@ class ARDAE_ELBO(ELBO):
         score_steps: int = 1,
         score_samples: int | None = None,
         score_lr: float = 1e-3,
-        whitening_samples: int | None = None,
     ) -> None:
         check_elbo_options(
             score_lr,
@@ -128,7 +123,6 @@ class ARDAE_ELBO(ELBO):
             score_steps=score_steps,
             score_samples=score_samples,
         )
-        self.whitening_samples = check_whitening_samples(whitening_samples, score_samples)
         super().__init__(num_particles=num_particles, vectorize_particles=vectorize_particles)
         self.score_steps = score_steps
         self.score_samples = score_samples
@@ -139,7 +133,7 @@ class ARDAE_ELBO(ELBO):
         return ScoreEstimator(
             draw.unconstrained.shape[-1],
             0 if draw.context is None else draw.context.shape[-1],
-            **draw.spec.estimator_kwargs(),
+            draw.spec,
             optimizer=optax.adam(self.score_lr),
         )
 
@@ -152,10 +146,10 @@ class ARDAE_ELBO(ELBO):
         check_traces(model_trace, guide_trace)
         return log_p, model_trace, guide_trace
 
-    def _sample_sizes(self, draws: dict[str, tuple[Draw, list[str]]]) -> tuple[int, int]:
-        """Draws per AR-DAE step and how many the networks train on (static shapes)."""
+    def _sample_size(self, draws: dict[str, tuple[Draw, list[str]]]) -> int:
+        """Draws per AR-DAE step (a static shape)."""
         dims = {g: d.unconstrained.shape[-1] for g, (d, _) in draws.items() if d.context is None}
-        return score_sample_sizes(self.score_samples, self.whitening_samples, dims)
+        return score_sample_size(self.score_samples, dims)
 
     def _fresh(self, key, params, guide, args, kwargs, n: int) -> dict[str, tuple]:
         """``n`` fresh draws per guide: ``(n, d)`` or ``(n, m, d)``, the context
@@ -189,14 +183,14 @@ class ARDAE_ELBO(ELBO):
         maps the generator's loss is scored with, and the last losses."""
         states = {g: params[d.state] for g, (d, _) in draws.items()}
         stats, losses = {}, {}
-        n, num_train = self._sample_sizes(draws)
+        n = self._sample_size(draws)
         for step_key in jax.random.split(key, self.score_steps):
             key_fresh, key_step = jax.random.split(step_key)
             fresh = self._fresh(key_fresh, params, guide, args, kwargs, n)
             for g, (samples, context, loc) in fresh.items():
                 est = self.estimator(draws[g][0])
                 states[g], stats[g], losses[g] = est.update(
-                    states[g], key_step, samples, context, loc, num_train
+                    states[g], key_step, samples, context, loc
                 )
         return states, stats, losses
 

@@ -8,7 +8,6 @@ so that everything runs under ``jit`` and the state can ride in NumPyro's ``muta
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import equinox as eqx
@@ -21,16 +20,17 @@ from jax.scipy.linalg import solve_triangular
 
 from pyro_ardae._common import (
     CHOLESKY_RETRIES,
+    ScoreConfig,
     check_global_samples,
     check_halves,
-    check_num_train,
     check_samples,
     relative_jitter,
+    score_config,
     whitening_ridge,
 )
 
 from .loss import ardae_loss, sample_noise
-from .score import Parameterization, ScoreNet
+from .score import ScoreNet
 
 
 class Standardization(NamedTuple):
@@ -161,16 +161,11 @@ class ScoreEstimator:
     Args:
         dim: dimension of :math:`z`.
         context_dim: dimension of the context, 0 for none.
-        hidden: hidden widths of the :class:`ScoreNet`.
-        parameterization: ``"vector"`` or ``"gradient"``.
-        delta: :math:`\sigma \sim N(0, \delta^2)` in whitened units.
-        activation: hidden activation.
+        config: the :class:`ScoreNet` (:class:`~pyro_ardae.ScoreConfig`).
         optimizer: an optax transformation; Adam with ``lr=1e-3`` by default.
-        fourier_features: random Fourier features of the whitened input (0 for none).
-        fourier_scale: sd of their frequencies, whitened units.
 
     Example:
-        >>> est = ScoreEstimator(2, hidden=(32, 32))
+        >>> est = ScoreEstimator(2, config=ScoreConfig(hidden=(32, 32)))
         >>> key = jax.random.PRNGKey(0)
         >>> samples = jax.random.normal(key, (2000, 2)) * jnp.array([1.0, 3.0])
         >>> state = est.init(key)
@@ -184,37 +179,25 @@ class ScoreEstimator:
         self,
         dim: int,
         context_dim: int = 0,
-        *,
-        hidden: Sequence[int] = (128, 128, 128),
-        parameterization: Parameterization = "vector",
-        delta: float = 0.1,
-        activation: Callable[[Array], Array] = jax.nn.silu,
+        config: ScoreConfig = ScoreConfig(),
         optimizer: optax.GradientTransformation | None = None,
-        fourier_features: int = 0,
-        fourier_scale: float = 3.0,
     ) -> None:
         if not isinstance(dim, int) or dim < 1:
             raise ValueError(f"ScoreEstimator: expected dim to be a positive int, got {dim!r}")
         self.dim = dim
         self.context_dim = context_dim
-        self.hidden = tuple(hidden)
-        self.parameterization = parameterization
-        self.delta = delta
-        self.activation = activation
-        self.fourier_features = fourier_features
-        self.fourier_scale = fourier_scale
+        self.config = score_config("ScoreEstimator", config, "config")
         self.optimizer = optimizer or optax.adam(1e-3)
 
     def init(self, key: Array, dtype=jnp.float32) -> ScoreState:
         net = ScoreNet(
             self.dim,
             self.context_dim,
-            self.hidden,
-            self.parameterization,
-            self.delta,
-            self.activation,
-            self.fourier_features,
-            self.fourier_scale,
+            self.config.hidden,
+            self.config.parameterization,
+            self.config.delta,
+            fourier_features=self.config.fourier_features,
+            fourier_scale=self.config.fourier_scale,
             key=key,
             dtype=dtype,
         )
@@ -258,7 +241,7 @@ class ScoreEstimator:
             context = jnp.broadcast_to(context, y.shape[:-1] + context.shape[-1:])
             context = context.reshape(-1, context.shape[-1])
         y = y.reshape(-1, self.dim)
-        u, sigma = sample_noise(key, y, self.delta)
+        u, sigma = sample_noise(key, y, self.config.delta)
         params, static = eqx.partition(state.net, eqx.is_array)
 
         def loss_fn(params):
@@ -276,24 +259,18 @@ class ScoreEstimator:
         samples: Array,
         context: Array | None = None,
         loc: Array | None = None,
-        num_train: int | None = None,
     ) -> tuple[ScoreState, Standardization, Array]:
         """One training step on fresh ``samples``; returns the state, the whitening map to
         query with and the loss. The whitening is cross-fitted: each half is whitened with
         the other half's moments (about the known centre ``loc`` if given) and the first
-        half's map is returned. With ``num_train`` (static under ``jit``) the network trains
-        on that many of the whitened samples while the maps use them all (see
-        :meth:`pyro_ardae.ScoreEstimator.update` for why)."""
+        half's map is returned."""
         self._check(samples, context, 3 if self.context_dim else 2)
-        check_num_train(num_train, samples.shape[0])
         samples = jax.lax.stop_gradient(samples)
         check_halves(samples.shape[0], 1 if self.context_dim else self.dim)
         half = samples.shape[0] // 2
         a, b = samples[:half], samples[half : 2 * half]
         stats_a, stats_b = self.set_stats(a, context, loc), self.set_stats(b, context, loc)
         y_a, y_b = stats_b.whiten(a), stats_a.whiten(b)
-        if num_train is not None:
-            y_a, y_b = y_a[: num_train // 2], y_b[: num_train - num_train // 2]
         state, loss = self._train(state, key, jnp.concatenate([y_a, y_b]), context)
         return state, stats_a, loss
 

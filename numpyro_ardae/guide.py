@@ -115,7 +115,7 @@ def declare_score_state(draw: Draw) -> None:
     key = numpyro.prng_key()
     if key is None:
         return
-    est = ScoreEstimator(d, k, **draw.spec.estimator_kwargs())
+    est = ScoreEstimator(d, k, draw.spec)
     numpyro_mutable(draw.state, est.init(key, draw.unconstrained.dtype))
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
@@ -94,18 +94,14 @@ class ScoreConfig:
         object.__setattr__(self, "delta", float(self.delta))
         object.__setattr__(self, "fourier_scale", float(self.fourier_scale))
 
-    def estimator_kwargs(self) -> dict[str, Any]:
-        """The keyword arguments of a ``ScoreEstimator`` with this network."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
 
-
-def score_config(owner: str, score: Any) -> ScoreConfig:
-    """A guide's ``score=`` argument: a :class:`ScoreConfig`, else a ``TypeError`` naming
-    ``owner``."""
+def score_config(owner: str, score: Any, arg: str = "score") -> ScoreConfig:
+    """A guide's ``score=`` (or an estimator's ``config=``) argument: a :class:`ScoreConfig`,
+    else a ``TypeError`` naming ``owner``."""
     if not isinstance(score, ScoreConfig):
         raise TypeError(
-            f"{owner}: expected score to be a ScoreConfig "
-            f"(e.g. score=ScoreConfig(hidden=(64, 64))), got {type(score).__name__}"
+            f"{owner}: expected {arg} to be a ScoreConfig "
+            f"(e.g. {arg}=ScoreConfig(hidden=(64, 64))), got {type(score).__name__}"
         )
     return score
 
@@ -231,23 +227,6 @@ def check_elbo_options(score_lr: float, **ints: int | None) -> None:
         raise ValueError(f"ARDAE_ELBO: expected a finite score_lr > 0, got {score_lr!r}")
 
 
-def check_whitening_samples(whitening_samples: int | None, score_samples: int | None) -> int | None:
-    """``ARDAE_ELBO``'s ``whitening_samples``: ``None`` or an int >= ``score_samples``."""
-    if whitening_samples is None:
-        return None
-    low = score_samples or MIN_SCORE_SAMPLES
-    if (
-        not isinstance(whitening_samples, int)
-        or isinstance(whitening_samples, bool)
-        or whitening_samples < low
-    ):
-        raise ValueError(
-            f"ARDAE_ELBO: expected whitening_samples to be None or an int >= score_samples "
-            f"({low}), got {whitening_samples!r}"
-        )
-    return whitening_samples
-
-
 def default_score_samples(dim: int) -> int:
     """Draws per AR-DAE step by default: 512, or ``4 (dim + 3)`` for a wider global guide
     (each half of the draws whitens the other with a full covariance, which needs more
@@ -255,18 +234,10 @@ def default_score_samples(dim: int) -> int:
     return max(MIN_SCORE_SAMPLES, 4 * (dim + 3))
 
 
-def score_sample_sizes(
-    score_samples: int | None, whitening_samples: int | None, global_dims: Mapping[str, int]
-) -> tuple[int, int]:
-    """``(draws per AR-DAE step, of which the network trains on)`` for guides without a
-    context of the given latent dimensions; a clear error where there are too few."""
-    train = score_samples or default_score_samples(max(global_dims.values(), default=0))
-    if whitening_samples is not None and whitening_samples < train:
-        raise ValueError(
-            f"ARDAE_ELBO: expected whitening_samples >= the {train} draws the network "
-            f"trains on (score_samples), got {whitening_samples}"
-        )
-    n = whitening_samples or train
+def score_sample_size(score_samples: int | None, global_dims: Mapping[str, int]) -> int:
+    """Draws per AR-DAE step for guides without a context of the given latent dimensions;
+    a clear error where there are too few."""
+    n = score_samples or default_score_samples(max(global_dims.values(), default=0))
     for name, dim in global_dims.items():
         if n // 2 <= dim + 2:
             raise ValueError(
@@ -275,7 +246,7 @@ def score_sample_sizes(
                 f"{n}. Leave ARDAE_ELBO(score_samples=None), the default (max(512, 4 (d + 3)) "
                 f"draws), or set it to at least {2 * (dim + 3)}."
             )
-    return n, train
+    return n
 
 
 def guide_sites(
@@ -479,17 +450,6 @@ def check_halves(n: int, dim: int) -> None:
             f"ScoreEstimator.update: whitening {dim}-dim samples needs at least "
             f"{2 * (dim + 3)} fresh samples (two halves of more than {dim + 2}), "
             f"got {n}"
-        )
-
-
-def check_num_train(num_train: int | None, n: int) -> None:
-    """``ScoreEstimator.update``'s ``num_train``: ``None`` or an int in ``[2, n]``."""
-    if num_train is not None and (
-        not isinstance(num_train, int) or isinstance(num_train, bool) or not 2 <= num_train <= n
-    ):
-        raise ValueError(
-            f"ScoreEstimator.update: expected num_train to be None or an int in [2, {n}] "
-            f"(the fresh samples), got {num_train!r}"
         )
 
 

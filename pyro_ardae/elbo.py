@@ -19,13 +19,12 @@ from torch.distributions import constraints
 from ._common import (
     check_elbo_options,
     check_model_guide,
-    check_whitening_samples,
     divergence_message,
     group_draws,
     guide_site,
     model_site,
     same_support,
-    score_sample_sizes,
+    score_sample_size,
 )
 from .estimator import ScoreEstimator
 from .guide import Draw, ImplicitDistribution
@@ -115,12 +114,6 @@ class ARDAE_ELBO(ELBO):
             dimensions (its whitening needs more than ``d + 2`` in each half).
         score_lr: learning rate of the default Adam optimiser of the score networks.
         score_optimizer: ``params -> torch.optim.Optimizer`` to use instead.
-        whitening_samples: fresh draws per AR-DAE step that its whitening maps are
-            estimated from, of which the network trains on ``score_samples`` (``None``: all
-            ``score_samples``). A map from ``n`` draws jitters by :math:`O(n^{-1/2})` from
-            step to step and the network learns the score blurred by that jitter; more
-            draws for the map cost only generator passes. It sharpens a single thin band
-            and can cost on multi-branch targets (``docs/design.md``).
 
     Example:
         >>> import pyro, pyro.distributions as dist
@@ -144,7 +137,6 @@ class ARDAE_ELBO(ELBO):
         score_samples: int | None = None,
         score_lr: float = 1e-3,
         score_optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer] | None = None,
-        whitening_samples: int | None = None,
     ) -> None:
         check_elbo_options(
             score_lr,
@@ -152,7 +144,6 @@ class ARDAE_ELBO(ELBO):
             score_steps=score_steps,
             score_samples=score_samples,
         )
-        self.whitening_samples = check_whitening_samples(whitening_samples, score_samples)
         super().__init__(
             num_particles=num_particles,
             max_plate_nesting=max_plate_nesting,
@@ -164,7 +155,7 @@ class ARDAE_ELBO(ELBO):
         self.estimators: dict[str, ScoreEstimator] = {}
         self.num_steps = 0  # training steps taken, for the messages of a diverged fit
         self._loaded: dict[str, dict] = {}  # estimator states waiting for their first step
-        self._sizes: tuple[int, int] | None = None  # see _sample_sizes
+        self._size: int | None = None  # see _sample_size
         self._checked: set[tuple[int, int]] = set()  # (model, guide) pairs already checked
         self._checking = True
 
@@ -274,7 +265,7 @@ class ARDAE_ELBO(ELBO):
     ) -> list[tuple[Draw, Tensor, Tensor | None, Tensor | None]]:
         """Fresh detached draws ``(draw, samples (n, [m,] d), context (m, k) or None,
         centre z0 (m, d) or None)``."""
-        n, _ = self._sample_sizes(guide, args, kwargs)
+        n = self._sample_size(guide, args, kwargs)
         with torch.no_grad(), poutine.block():
             with pyro.plate("_ardae_score_samples", n, dim=-self.max_plate_nesting - 1):
                 trace = prune_subsample_sites(poutine.trace(guide).get_trace(*args, **kwargs))
@@ -298,10 +289,10 @@ class ARDAE_ELBO(ELBO):
                 out.append((draw, u.reshape(n, -1, d), ctx, loc))
         return out
 
-    def _sample_sizes(self, guide, args, kwargs) -> tuple[int, int]:
-        """Draws per AR-DAE step and how many the networks train on, fixed at the first
-        step from the latent dimensions of the guides without a context."""
-        if self._sizes is None:
+    def _sample_size(self, guide, args, kwargs) -> int:
+        """Draws per AR-DAE step, fixed at the first step from the latent dimensions of the
+        guides without a context."""
+        if self._size is None:
             # A probe draw that leaves the random streams as they were (a resumed run draws
             # the numbers of the uninterrupted one).
             cuda = [torch.cuda.current_device()] if torch.cuda.is_initialized() else []
@@ -312,8 +303,8 @@ class ARDAE_ELBO(ELBO):
                 for draw, _ in _draws(trace).values()
                 if draw.context is None
             }
-            self._sizes = score_sample_sizes(self.score_samples, self.whitening_samples, dims)
-        return self._sizes
+            self._size = score_sample_size(self.score_samples, dims)
+        return self._size
 
     def _estimator(self, draw: Draw) -> ScoreEstimator:
         est = self.estimators.get(draw.guide)
@@ -326,7 +317,7 @@ class ARDAE_ELBO(ELBO):
                 est = ScoreEstimator(
                     u.shape[-1],
                     0 if c is None else c.shape[-1],
-                    **draw.spec.estimator_kwargs(),
+                    draw.spec,
                     optimizer=self.score_optimizer,
                 ).to(u)
             if saved is not None:
@@ -354,10 +345,9 @@ class ARDAE_ELBO(ELBO):
         if self.max_plate_nesting == float("inf"):
             raise RuntimeError("ARDAE_ELBO.train_score: max_plate_nesting is not known yet")
         losses = {}
-        _, num_train = self._sample_sizes(guide, args, kwargs)
         for _ in range(self.score_steps):
             for draw, samples, context, loc in self._fresh(guide, args, kwargs):
-                losses[draw.guide] = self._estimator(draw).update(samples, context, loc, num_train)
+                losses[draw.guide] = self._estimator(draw).update(samples, context, loc)
         return losses
 
     # --- the loss ---------------------------------------------------------------------

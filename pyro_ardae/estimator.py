@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
 import torch
@@ -12,15 +12,16 @@ from torch import Tensor, nn
 
 from ._common import (
     CHOLESKY_RETRIES,
+    ScoreConfig,
     check_global_samples,
     check_halves,
-    check_num_train,
     check_samples,
     relative_jitter,
+    score_config,
     whitening_ridge,
 )
 from .loss import ardae_loss, sample_noise
-from .score import Parameterization, ScoreNet
+from .score import ScoreNet
 
 OptimizerFn = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 
@@ -187,18 +188,14 @@ class ScoreEstimator(nn.Module):
     Args:
         dim: dimension of :math:`z`.
         context_dim: dimension of the context, 0 for none.
-        hidden: hidden widths of the :class:`ScoreNet`.
-        parameterization: ``"vector"`` or ``"gradient"`` (the latter also gives
-            :meth:`log_prob`).
-        delta: :math:`\sigma \sim N(0, \delta^2)` in whitened units.
-        activation: hidden activation of the :class:`ScoreNet`.
-        fourier_features: random Fourier features of the whitened input (0 for none).
-        fourier_scale: sd of their frequencies, whitened units.
+        config: the :class:`ScoreNet` (:class:`~pyro_ardae.ScoreConfig`: widths,
+            ``"vector"`` or ``"gradient"`` output, the latter also giving :meth:`log_prob`,
+            noise scale, Fourier features; SiLU activations).
         optimizer: ``params -> torch.optim.Optimizer``; Adam with ``lr=1e-3`` by default.
 
     Example:
         >>> _ = torch.manual_seed(0)
-        >>> est = ScoreEstimator(2, hidden=(32, 32))
+        >>> est = ScoreEstimator(2, config=ScoreConfig(hidden=(32, 32)))
         >>> samples = torch.randn(2000, 2) * torch.tensor([1.0, 3.0])
         >>> losses = est.fit(samples, num_steps=200)
         >>> est.score(torch.tensor([[1.0, 3.0]])).round(decimals=1)  # exact: (-1, -1/3)
@@ -209,25 +206,19 @@ class ScoreEstimator(nn.Module):
         self,
         dim: int,
         context_dim: int = 0,
-        *,
-        hidden: Sequence[int] = (128, 128, 128),
-        parameterization: Parameterization = "vector",
-        delta: float = 0.1,
-        activation: type[nn.Module] = nn.SiLU,
+        config: ScoreConfig = ScoreConfig(),
         optimizer: OptimizerFn | None = None,
-        fourier_features: int = 0,
-        fourier_scale: float = 3.0,
     ) -> None:
         super().__init__()
+        config = score_config("ScoreEstimator", config, "config")
         self.net = ScoreNet(
             dim,
             context_dim,
-            hidden,
-            parameterization,
-            delta,
-            activation,
-            fourier_features,
-            fourier_scale,
+            config.hidden,
+            config.parameterization,
+            config.delta,
+            fourier_features=config.fourier_features,
+            fourier_scale=config.fourier_scale,
         )
         self.stats: Standardization | None = None
         optimizer = optimizer or functools.partial(torch.optim.Adam, lr=1e-3)
@@ -299,7 +290,6 @@ class ScoreEstimator(nn.Module):
         samples: Tensor,
         context: Tensor | None = None,
         loc: Tensor | None = None,
-        num_train: int | None = None,
     ) -> Tensor:
         r"""One training step on fresh ``samples``, each whitened by statistics independent
         of it.
@@ -314,18 +304,8 @@ class ScoreEstimator(nn.Module):
         coordinate, the network learns the score of that narrower law, and the entropy
         gradient comes out too strong by :math:`n/(n - 3)` (a 23% excess at 16 draws per
         context, which made amortised encoders collapse to the prior).
-
-        **More draws for the maps** (``num_train``, ``ARDAE_ELBO(whitening_samples=...)``):
-        the network trains on ``num_train`` of the whitened samples (the first half of them
-        from :math:`A`, the rest from :math:`B`) while the maps use them all. A map
-        re-estimated from each step's ``n`` draws moves by :math:`O(n^{-1/2})` from step to
-        step, and the network learns the score of :math:`q` blurred by that jitter, too weak
-        across any thin direction; more draws for the maps lower the jitter at the price of
-        generator draws only (``benchmarks/energy_band.py`` measures the effect on a thin
-        band).
         """
         self._check(samples, context, 3 if self.context_dim else 2)
-        check_num_train(num_train, samples.shape[0])
         samples = samples.detach()
         check_halves(samples.shape[0], 1 if self.context_dim else self.dim)
         half = samples.shape[0] // 2
@@ -335,8 +315,6 @@ class ScoreEstimator(nn.Module):
         y_a = stats_b.whiten(a)
         stats_a = self.set_stats(a, context, loc)
         y_b = stats_a.whiten(b)
-        if num_train is not None:
-            y_a, y_b = y_a[: num_train // 2], y_b[: num_train - num_train // 2]
         return self._train(torch.cat([y_a, y_b]), context)
 
     def fit(

@@ -1,21 +1,17 @@
 """The U3 diagnostics of benchmarks/energy_branches.py against analytic values and exact draws."""
 
 import math
-import sys
-from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT / "examples")]
-import energy_branches as eb  # noqa: E402
-import energy_fitting as ef  # noqa: E402
+from benchmarks import energy_branches as eb
+from examples.energy_fitting import targets
 
 TOTAL = 12 + math.sqrt(math.pi)  # U3's unnormalised z1 mass: 12 inside the wall, sqrt(pi) beyond
 
 
 def exact(n: int = 5000) -> torch.Tensor:
-    return ef.exact_samples("U3", n, torch.Generator().manual_seed(3))
+    return targets.exact_samples("U3", n, torch.Generator().manual_seed(3))
 
 
 def test_z1_masses_are_the_analytic_bin_masses():

@@ -1,46 +1,45 @@
 """The energy-fitting example's targets, penalty and exact sampler against analytic values."""
 
-import importlib.util
 import math
-from pathlib import Path
 
+import pyro
 import pytest
 import torch
 
-spec = importlib.util.spec_from_file_location(
-    "energy_fitting", Path(__file__).resolve().parents[1] / "examples" / "energy_fitting.py"
-)
-ef = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(ef)
+from examples.common import IterateMixture, ParameterEMA
+from examples.energy_fitting import main as ef_main
+from examples.energy_fitting import samplers, targets
 
 
 def test_wall_and_energies_at_known_points():
-    assert ef.wall(torch.tensor([7.0, -8.0])).item() == pytest.approx(1.0 + 4.0)
-    assert ef.wall(torch.tensor([5.9, -6.0])).item() == 0.0
+    assert targets.wall(torch.tensor([7.0, -8.0])).item() == pytest.approx(1.0 + 4.0)
+    assert targets.wall(torch.tensor([5.9, -6.0])).item() == 0.0
     # on the ring at a mode, in the middle of U2's band, on U3's and U4's first branch
-    assert ef.u1(torch.tensor([2.0, 0.0])).item() == pytest.approx(0.0, abs=1e-6)
-    assert ef.u2(torch.tensor([1.0, 1.0])).item() == pytest.approx(0.0, abs=1e-6)
-    assert ef.u3(torch.tensor([1.0, 1.0])).item() == pytest.approx(
+    assert targets.u1(torch.tensor([2.0, 0.0])).item() == pytest.approx(0.0, abs=1e-6)
+    assert targets.u2(torch.tensor([1.0, 1.0])).item() == pytest.approx(0.0, abs=1e-6)
+    assert targets.u3(torch.tensor([1.0, 1.0])).item() == pytest.approx(
         -math.log1p(math.exp(-0.5 * (3 / 0.35) ** 2))
     )
-    assert ef.u4(torch.tensor([-3.0, 1.0])).item() < 1e-3
+    assert targets.u4(torch.tensor([-3.0, 1.0])).item() < 1e-3
     with pytest.raises(ValueError, match="expected a target"):
-        ef.energy("U5", torch.zeros(2))
+        targets.energy("U5", torch.zeros(2))
 
 
 def test_model_density_is_the_target():
     z = torch.tensor([0.3, -1.2])
-    trace = ef.pyro.poutine.trace(ef.pyro.poutine.condition(ef.model, data={"z": z})).get_trace(
+    trace = pyro.poutine.trace(pyro.poutine.condition(targets.model, data={"z": z})).get_trace(
         "U2", 0.5
     )
-    assert trace.log_prob_sum().item() == pytest.approx(-0.5 * ef.energy("U2", z).item(), rel=1e-5)
+    assert trace.log_prob_sum().item() == pytest.approx(
+        -0.5 * targets.energy("U2", z).item(), rel=1e-5
+    )
 
 
 def test_exact_sampler_matches_the_density_of_u2():
     # U2 + wall: z1 has density prop. to exp(-relu(|z1| - 6)^2), i.e. P(|z1| < 6) =
     # 12 / (12 + sqrt(pi)); z2 | z1 ~ N(sin(pi z1 / 2), 0.4^2) (the wall on z2 is negligible).
     n = 100_000
-    z = ef.exact_samples("U2", n, torch.Generator().manual_seed(0)).double()
+    z = targets.exact_samples("U2", n, torch.Generator().manual_seed(0)).double()
     p = 12 / (12 + math.sqrt(math.pi))
     se = math.sqrt(p * (1 - p) / n)
     assert abs((z[:, 0].abs() < 6).double().mean().item() - p) < 4 * se
@@ -51,17 +50,17 @@ def test_exact_sampler_matches_the_density_of_u2():
 
 
 def test_unknown_target_is_refused_before_fitting():
-    args = ef.parser().parse_args(["--targets", "U1,U9", "--steps", "1", "--out", ""])
+    args = ef_main.parser().parse_args(["--targets", "U1,U9", "--steps", "1", "--out", ""])
     with pytest.raises(ValueError, match=r"--targets: expected names in .*'U9'"):
-        ef.main(args)
-    args = ef.parser().parse_args(["--methods", "implicit,flow", "--steps", "1", "--out", ""])
+        ef_main.main(args)
+    args = ef_main.parser().parse_args(["--methods", "implicit,flow", "--steps", "1", "--out", ""])
     with pytest.raises(ValueError, match=r"--methods: expected names in .*'flow'"):
-        ef.main(args)
+        ef_main.main(args)
 
 
 def test_parameter_ema_is_the_exponentially_weighted_mean_and_restores():
     layer = torch.nn.Linear(2, 1)
-    ema = ef.ParameterEMA(layer, decay=0.9)
+    ema = ParameterEMA(layer, decay=0.9)
     values = [3.0, -1.0, 4.0, 1.5]
     for v in values:
         layer.weight.data.fill_(v)
@@ -77,7 +76,7 @@ def test_parameter_ema_is_the_exponentially_weighted_mean_and_restores():
         raise RuntimeError
     assert torch.equal(layer.weight, torch.full((1, 2), values[-1]))
     with pytest.raises(ValueError, match=r"expected 0 < decay < 1, got 1.0"):
-        ef.ParameterEMA(layer, decay=1.0)
+        ParameterEMA(layer, decay=1.0)
 
 
 def test_iterate_mixture_pools_draws_of_the_last_iterates():
@@ -87,7 +86,7 @@ def test_iterate_mixture_pools_draws_of_the_last_iterates():
     def sample(n):  # each draw records the iterate it came from
         return torch.full((n, 2), float(state["now"]))
 
-    mix = ef.IterateMixture(sample, steps=100, window=40, num_samples=103, snapshots=4)
+    mix = IterateMixture(sample, steps=100, window=40, num_samples=103, snapshots=4)
     for _ in range(100):
         state["now"] = next(iterate)  # the parameters after step k + 1
         mix.update()
@@ -98,20 +97,20 @@ def test_iterate_mixture_pools_draws_of_the_last_iterates():
     assert values.tolist() == [69.0, 79.0, 89.0, 99.0]
     assert counts.tolist() == [28, 25, 25, 25]
     with pytest.raises(RuntimeError, match="0 of 4 snapshots taken after 0 steps"):
-        ef.IterateMixture(sample, steps=100, window=40, num_samples=103, snapshots=4).draws()
+        IterateMixture(sample, steps=100, window=40, num_samples=103, snapshots=4).draws()
     with pytest.raises(ValueError, match="snapshots <= window <= steps, got snapshots=4, wind"):
-        ef.IterateMixture(sample, steps=10, window=20, num_samples=100, snapshots=4)
+        IterateMixture(sample, steps=10, window=20, num_samples=100, snapshots=4)
     with pytest.raises(ValueError, match=r"num_samples >= snapshots \(4\), got 3"):
-        ef.IterateMixture(sample, steps=10, window=8, num_samples=3, snapshots=4)
+        IterateMixture(sample, steps=10, window=8, num_samples=3, snapshots=4)
 
 
 @pytest.mark.parametrize("average", [["--ema", "0.5"], ["--pool", "10"]])
 def test_averaged_run_reports_the_last_iterate_too(average):
-    args = ef.parser().parse_args(
+    args = ef_main.parser().parse_args(
         ["--targets", "U1", "--methods", "implicit,iaf", "--steps", "10", "--particles", "16",
          "--num-samples", "100", *average, "--no-progress", "--out", ""]
     )  # fmt: skip
-    out = ef.main(args)
+    out = ef_main.main(args)
     for method in ("implicit", "iaf"):
         assert math.isfinite(out[f"U1_{method}_edist"])
         assert math.isfinite(out[f"U1_{method}_edist_last"])
@@ -124,8 +123,8 @@ CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_pooling_leaves_the_training_path_as_it_was(device):
     argv = ["--targets", "U1", "--methods", "implicit", "--steps", "30", "--particles", "16",
             "--num-samples", "100", "--no-progress", "--out", "", "--device", device]  # fmt: skip
-    plain = ef.main(ef.parser().parse_args(argv))
-    pooled = ef.main(ef.parser().parse_args([*argv, "--pool", "20"]))
+    plain = ef_main.main(ef_main.parser().parse_args(argv))
+    pooled = ef_main.main(ef_main.parser().parse_args([*argv, "--pool", "20"]))
     assert pooled["U1_implicit_edist_last"] == plain["U1_implicit_edist"]
     assert pooled["U1_implicit_edist"] != plain["U1_implicit_edist"]
 
@@ -139,33 +138,21 @@ def test_pooling_leaves_the_training_path_as_it_was(device):
         (["--ema", "0.9", "--pool", "50"], r"expected one of --ema and --pool, got both"),
         (["--score-delta", "0"], r"--score-delta: expected a positive number, got 0.0"),
         (["--fourier-scale", "-1"], r"--fourier-scale: expected a positive number, got -1.0"),
-        (["--sharp-maps", "100"], r"--sharp-maps: expected 0 or at least the 512 draws"),
         (["--lr-decay", "0"], r"--lr-decay: expected a factor in \(0, 1\], got 0.0"),
         (["--device", "gpu0"], r"--device: expected e.g. 'cpu' or 'cuda:0', got 'gpu0'"),
     ],
 )
 def test_bad_training_options_are_refused_before_fitting(argv, message):
     with pytest.raises(ValueError, match=message):
-        ef.main(ef.parser().parse_args([*argv, "--out", ""]))
-
-
-def test_sharp_maps_switch_the_ardae_maps_when_beta_reaches_one():
-    argv = ["--steps", "6", "--anneal", "0.5", "--particles", "8", "--no-progress"]
-    args = ef.parser().parse_args([*argv, "--sharp-maps", "600"])
-    _, loss, _, _ = ef.train("U1", "implicit", args)
-    assert loss.whitening_samples == 600
-    _, loss, _, _ = ef.train("U1", "implicit", ef.parser().parse_args(argv))
-    assert loss.whitening_samples is None
-    _, loss, _, _ = ef.train("U1", "iaf", args)  # the flow's Trace_ELBO has no maps
-    assert not hasattr(loss, "whitening_samples")
+        ef_main.main(ef_main.parser().parse_args([*argv, "--out", ""]))
 
 
 @pytest.mark.parametrize("method", ["implicit", "hierarchical"])
 def test_score_parameterization_reaches_the_score_networks(method):
     argv = ["--steps", "3", "--particles", "8", "--no-progress"]
     for kind in ("vector", "gradient"):
-        args = ef.parser().parse_args([*argv, "--score-parameterization", kind])
-        _, loss, _, _ = ef.train("U1", method, args)
+        args = ef_main.parser().parse_args([*argv, "--score-parameterization", kind])
+        _, loss, _, _ = samplers.train("U1", method, args)
         (est,) = loss.estimators.values()
         assert est.net.parameterization == kind
 
@@ -173,7 +160,7 @@ def test_score_parameterization_reaches_the_score_networks(method):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
 def test_cuda_without_cuda_is_refused_before_fitting():
     with pytest.raises(ValueError, match="--device cuda: CUDA is not available"):
-        ef.main(ef.parser().parse_args(["--device", "cuda", "--out", ""]))
+        ef_main.main(ef_main.parser().parse_args(["--device", "cuda", "--out", ""]))
 
 
 @CUDA
@@ -181,11 +168,11 @@ def test_every_sampler_trains_on_cuda_and_scores_on_the_cpu(tmp_path):
     argv = ["--targets", "U3", "--steps", "20", "--particles", "32", "--num-samples", "200",
             "--ema", "0.5", "--no-progress", "--device", "cuda",
             "--out", str(tmp_path / "f.png")]  # fmt: skip
-    out = ef.main(ef.parser().parse_args(argv))
+    out = ef_main.main(ef_main.parser().parse_args(argv))
     assert len(out) == 9 and all(math.isfinite(v) for v in out.values())
     assert (tmp_path / "f.png").exists()
-    args = ef.parser().parse_args(["--steps", "2", "--particles", "8", "--no-progress"])
+    args = ef_main.parser().parse_args(["--steps", "2", "--particles", "8", "--no-progress"])
     with torch.device("cuda"):
-        guide, loss, _, _ = ef.train("U1", "implicit", args)
+        guide, loss, _, _ = samplers.train("U1", "implicit", args)
     assert next(guide.parameters()).is_cuda
     assert next(iter(loss.estimators.values())).stats.loc.is_cuda

@@ -1,6 +1,6 @@
 """Every example runs end to end at a shrunk setting (cf. Pyro's tests/test_examples.py)."""
 
-import importlib.util
+import importlib
 import math
 from pathlib import Path
 
@@ -9,8 +9,8 @@ from conftest import data_dir
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SHRUNK = {
-    "banana.py": ["--steps", "30", "--num-samples", "200"],
-    "diagnostics.py": [
+    "banana": ["--steps", "30", "--num-samples", "200"],
+    "diagnostics": [
         "--steps",
         "30",
         "--num-samples",
@@ -20,7 +20,7 @@ SHRUNK = {
         "--chains",
         "1",
     ],
-    "max_entropy.py": [
+    "max_entropy": [
         "--repeats",
         "1",
         "--steps",
@@ -31,7 +31,7 @@ SHRUNK = {
         "50",
         "--no-progress",
     ],
-    "vae_mnist.py": [
+    "vae_mnist": [
         "--data-dir",
         data_dir(),
         "--no-download",
@@ -49,7 +49,7 @@ SHRUNK = {
         "8",
         "--no-progress",
     ],
-    "vae_toy.py": [
+    "vae_toy": [
         "--steps",
         "20",
         "--batch-size",
@@ -62,7 +62,7 @@ SHRUNK = {
         "16",
         "--no-progress",
     ],
-    "sac.py": [
+    "sac": [
         "--total-steps",
         "300",
         "--learning-starts",
@@ -81,7 +81,7 @@ SHRUNK = {
         "",
         "--no-progress",
     ],
-    "energy_fitting.py": [
+    "energy_fitting": [
         "--targets",
         "U1",
         "--steps",
@@ -96,20 +96,32 @@ SHRUNK = {
 
 
 def test_every_example_is_listed():
-    assert sorted(p.name for p in EXAMPLES.glob("*.py")) == sorted(SHRUNK)
+    scripts = {p.stem for p in EXAMPLES.glob("*.py")} - {"__init__", "common"}
+    folders = {p.parent.name for p in EXAMPLES.glob("*/__main__.py")}
+    assert sorted(scripts | folders) == sorted(SHRUNK)
 
 
 def load(name):
-    spec = importlib.util.spec_from_file_location(name[:-3], EXAMPLES / name)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The module with the example's ``main`` and ``parser``."""
+    package = EXAMPLES / name / "__main__.py"
+    return importlib.import_module(f"examples.{name}" + (".main" if package.exists() else ""))
 
 
 @pytest.mark.parametrize("name", sorted(SHRUNK))
 def test_example_runs(name, tmp_path):
     module = load(name)
-    out = tmp_path / ("figures" if name == "diagnostics.py" else "out.png")
+    out = tmp_path / ("figures" if name == "diagnostics" else "out.png")
     result = module.main(module.parser().parse_args([*SHRUNK[name], "--out", str(out)]))
     assert out.exists()
     assert all(math.isfinite(v) for v in result.values())
+
+
+BENCHMARKS = EXAMPLES.parent / "benchmarks"
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in BENCHMARKS.glob("*.py")))
+def test_every_benchmark_imports_as_a_package_module(name):
+    # `python -m benchmarks.NAME` runs it; its imports (examples, sibling benchmarks) resolve
+    # from the repository root with no sys.path edits.
+    module = importlib.import_module(f"benchmarks.{name}")
+    assert module.__doc__

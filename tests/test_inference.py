@@ -138,19 +138,19 @@ def test_amortized_guide_with_subsampling_scales_entropy():
     assert torch.allclose(z.std(0), torch.full((3,), 0.5**0.5), rtol=0.15)
 
 
-def test_whitening_samples_feed_the_maps_and_score_samples_the_network(monkeypatch):
+def test_each_score_step_trains_on_score_samples_fresh_draws(monkeypatch):
     calls = []
     update = ScoreEstimator.update
 
-    def spy(self, samples, context=None, loc=None, num_train=None):
-        calls.append((tuple(samples.shape), num_train))
-        return update(self, samples, context, loc, num_train)
+    def spy(self, samples, context=None, loc=None):
+        calls.append(tuple(samples.shape))
+        return update(self, samples, context, loc)
 
     monkeypatch.setattr(ScoreEstimator, "update", spy)
-    elbo = ARDAE_ELBO(score_samples=32, whitening_samples=128, score_steps=2)
+    elbo = ARDAE_ELBO(score_samples=32, score_steps=2)
     guide = AutoImplicitGuide(conjugate_normal, hidden=(8,), score=ScoreConfig(hidden=(8,)))
     SVI(conjugate_normal, guide, pyro.optim.Adam({"lr": 1e-3}), elbo).step(torch.randn(10))
-    assert calls == [((128, 1), 32), ((128, 1), 32)]
+    assert calls == [(32, 1), (32, 1)]
 
 
 def test_predictive_gives_distinct_draws():

@@ -1,18 +1,12 @@
 """The max-entropy example's penalty terms and model against analytic values."""
 
-import importlib.util
 import math
-from pathlib import Path
 
 import pyro
 import pytest
 import torch
 
-spec = importlib.util.spec_from_file_location(
-    "max_entropy", Path(__file__).resolve().parents[1] / "examples" / "max_entropy.py"
-)
-me = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(me)
+from examples import max_entropy as me
 
 
 def test_penalties_against_hand_computed_moments():

@@ -8,7 +8,7 @@ import torch
 from test_numpyro import KEY, X, conjugate_normal, fit
 
 import pyro_ardae
-from numpyro_ardae import ARDAE_ELBO, AutoImplicitGuide, ScoreConfig, ScoreEstimator
+from numpyro_ardae import AutoImplicitGuide, ScoreConfig, ScoreEstimator
 
 
 def test_parity_with_pyro():
@@ -47,36 +47,39 @@ def test_parity_with_pyro():
     assert abs(draws.std() / mu.std() - 1) < 0.2
 
 
-def test_update_with_num_train_matches_pyro():
-    """Maps from all the draws' halves, the network on ``num_train`` of them, as in Pyro;
-    the ELBO draws ``whitening_samples`` and trains on ``score_samples``."""
+def test_update_keeps_the_same_cross_fitted_map_as_pyro():
+    """Each half whitened by the other's moments; both backends keep the first half's map."""
     rng = np.random.default_rng(0)
     samples = (rng.normal(size=(256, 2)) * [1.0, 3.0]).astype(np.float32)
-    est = ScoreEstimator(2, hidden=(4,))
-    _, stats, loss = jax.jit(est.update, static_argnums=5)(
-        est.init(KEY), KEY, jnp.asarray(samples), None, None, 64
-    )
-    torch_est = pyro_ardae.ScoreEstimator(2, hidden=(4,))
-    torch_est.update(torch.as_tensor(samples), num_train=64)
+    est = ScoreEstimator(2, config=ScoreConfig(hidden=(4,)))
+    _, stats, loss = jax.jit(est.update)(est.init(KEY), KEY, jnp.asarray(samples))
+    torch_est = pyro_ardae.ScoreEstimator(2, config=ScoreConfig(hidden=(4,)))
+    torch_est.update(torch.as_tensor(samples))
+    np.testing.assert_allclose(stats.loc, torch_est.stats.loc.numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(stats.scale, torch_est.stats.scale.numpy(), rtol=1e-5)
     assert jnp.isfinite(loss)
-    with pytest.raises(ValueError, match=r"num_train to be None or an int in \[2, 256\]"):
-        est.update(est.init(KEY), KEY, jnp.asarray(samples), num_train=300)
-    with pytest.raises(ValueError, match=r"whitening_samples .* >= score_samples \(512\)"):
-        ARDAE_ELBO(whitening_samples=100)
 
 
 def test_one_score_config_for_both_backends():
     # The class is framework-free and shared; it validates once, with the same messages.
     assert ScoreConfig is pyro_ardae.ScoreConfig
     assert ScoreConfig(hidden=[8, 4]).hidden == (8, 4)
-    assert ScoreConfig().estimator_kwargs() == {
-        "hidden": (128, 128, 128),
-        "parameterization": "vector",
-        "delta": 0.1,
-        "fourier_features": 0,
-        "fourier_scale": 3.0,
-    }
+    assert ScoreConfig() == ScoreConfig(
+        hidden=(128, 128, 128),
+        parameterization="vector",
+        delta=0.1,
+        fourier_features=0,
+        fourier_scale=3.0,
+    )
+    # Both estimators take it and build the same network from it.
+    config = ScoreConfig(hidden=(8,), parameterization="gradient", fourier_features=4)
+    torch_net = pyro_ardae.ScoreEstimator(2, 1, config).net
+    jax_net = ScoreEstimator(2, 1, config).init(KEY).net
+    assert (torch_net.parameterization, torch_net.delta) == ("gradient", 0.1)
+    assert (jax_net.parameterization, jax_net.delta) == ("gradient", 0.1)
+    for owner in (pyro_ardae.ScoreEstimator, ScoreEstimator):
+        with pytest.raises(TypeError, match="ScoreEstimator: expected config to be a ScoreConfig"):
+            owner(2, 0, {"hidden": (8,)})
     for kwargs, match in (
         ({"parameterization": "scalar"}, "parameterization in"),
         ({"delta": 0.0}, "finite delta > 0, got 0.0"),

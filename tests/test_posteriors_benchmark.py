@@ -6,12 +6,13 @@ import math
 
 import jax
 import jax.numpy as jnp
-import posteriors
 import pytest
 from numpyro.infer.util import log_density
-from posteriors import METHODS, NUMPYRO_METHODS
 from pyro import poutine
-from suite import flatten, numpyro_model, problems
+
+from benchmarks import posteriors
+from benchmarks.posteriors import METHODS, NUMPYRO_METHODS
+from benchmarks.suite import flatten, numpyro_model, problems
 
 TINY = ["--steps", "30", "--draws", "200", "--no-equal-time", "--threads", "1"]
 SUMMARY = (

@@ -18,10 +18,10 @@ import pyro.distributions as dist
 import pytest
 import torch
 from pyro.infer import SVI
-from robustness import SD_BOUNDS, Cell, run_numpyro, run_pyro
 
 import numpyro_ardae
 import pyro_ardae
+from benchmarks.robustness import SD_BOUNDS, Cell, run_numpyro, run_pyro
 from pyro_ardae import ARDAE_ELBO, AutoImplicitGuide
 from pyro_ardae.estimator import standardization
 

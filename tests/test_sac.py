@@ -1,11 +1,9 @@
-"""SAC example (examples/sac.py) and the log-normaliser it needs (both backends)."""
+"""SAC example (examples/sac) and the log-normaliser it needs (both backends)."""
 
 from __future__ import annotations
 
 import csv
-import importlib.util
 import math
-from pathlib import Path
 
 import numpy as np
 import pyro
@@ -13,20 +11,9 @@ import pytest
 import torch
 from torch.distributions import biject_to, constraints
 
-from pyro_ardae import ScoreEstimator, log_normalizer
-
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-
-
-def load_sac():
-    spec = importlib.util.spec_from_file_location("sac", EXAMPLES / "sac.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-sac = load_sac()
-
+from examples.sac import agents, env
+from examples.sac import main as cli
+from pyro_ardae import ScoreConfig, ScoreEstimator, log_normalizer
 
 TINY = [
     "--env",
@@ -49,7 +36,7 @@ TINY = [
 
 
 def tiny_args(tmp_path, *extra):
-    return sac.parser().parse_args(
+    return cli.parser().parse_args(
         [*TINY, "--csv", str(tmp_path / "r.csv"), "--out", str(tmp_path / "c.png"), *extra]
     )
 
@@ -133,7 +120,7 @@ def test_normalized_log_prob_of_a_gaussian_per_context():
         torch.tensor([[0.5, -1.0], [2.0, 0.0]]),
         torch.tensor([[0.3, 2.0], [1.0, 0.1]]),
     )
-    est = ScoreEstimator(2, 1, hidden=(16,), parameterization="gradient")
+    est = ScoreEstimator(2, 1, config=ScoreConfig(hidden=(16,), parameterization="gradient"))
     context = torch.tensor([[0.0], [1.0]])
     est.set_stats(loc + sd * torch.randn(n, 2, 2), context)
     z = loc + sd * torch.randn(50, 2, 2)
@@ -148,7 +135,7 @@ def test_normalized_log_prob_of_a_fitted_mixture():
     comps = torch.distributions.Normal(torch.tensor([-1.0, 1.2]), torch.tensor([0.6, 0.8]))
     pick = torch.randint(2, (20000,))
     samples = comps.sample((20000,))[torch.arange(20000), pick][:, None]
-    est = ScoreEstimator(1, hidden=(64, 64), parameterization="gradient")
+    est = ScoreEstimator(1, config=ScoreConfig(hidden=(64, 64), parameterization="gradient"))
     est.fit(samples, num_steps=1500, batch_size=512)
     z = torch.linspace(-2.0, 2.5, 46)[:, None]
     got = est.normalized_log_prob(z, num_samples=8192)
@@ -183,7 +170,7 @@ def test_numpyro_log_normalizer_matches_the_known_normaliser():
 
 
 def test_replay_buffer_wraps_samples_and_round_trips():
-    buf = sac.ReplayBuffer(5, 3, 2)
+    buf = env.ReplayBuffer(5, 3, 2)
     for i in range(7):
         buf.add(np.full(3, i), np.full(2, -i), float(i), np.full(3, i + 1), i == 6)
     assert len(buf) == 5 and buf.pos == 2 and buf.full
@@ -192,7 +179,7 @@ def test_replay_buffer_wraps_samples_and_round_trips():
     assert batch["obs"].shape == (64, 3) and batch["actions"].shape == (64, 2)
     assert torch.equal(batch["next_obs"][:, 0], batch["obs"][:, 0] + 1)
     assert torch.equal(batch["terminated"], (batch["rewards"] == 6).float())
-    other = sac.ReplayBuffer(5, 3, 2)
+    other = env.ReplayBuffer(5, 3, 2)
     other.load_state_dict(buf.state_dict())
     assert other.pos == buf.pos and np.array_equal(other.obs, buf.obs)
 
@@ -201,10 +188,10 @@ def test_soft_update_is_polyak_averaging():
     torch.manual_seed(0)
     target, source = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
     before = [p.clone() for p in target.parameters()]
-    sac.soft_update(target, source, 0.005)
+    agents.soft_update(target, source, 0.005)
     for t, b, s in zip(target.parameters(), before, source.parameters(), strict=True):
         assert torch.allclose(t, 0.995 * b + 0.005 * s)
-    sac.soft_update(target, source, 1.0)
+    agents.soft_update(target, source, 1.0)
     pairs = zip(target.parameters(), source.parameters(), strict=True)
     assert all(torch.equal(t, s) for t, s in pairs)
 
@@ -219,27 +206,27 @@ def test_squashing_support(dtype, bounds):
     low, high = (torch.tensor([b], dtype=dtype) for b in bounds)
     box = constraints.interval(low, high)
     big = torch.tensor([-1e6, -1e3, -60.0, 60.0, 1e3, 1e6], dtype=dtype)[:, None]
-    a, log_det = sac.squash(big, box)
+    a, log_det = agents.squash(big, box)
     assert ((a >= low) & (a <= high)).all() and torch.isfinite(log_det).all()
     limit = 15.0 if dtype == torch.float32 else 35.0
     u = torch.linspace(-limit, limit, 101, dtype=dtype)[:, None]
-    a, log_det = sac.squash(u, box)
+    a, log_det = agents.squash(u, box)
     assert ((a > low) & (a < high)).all() and torch.isfinite(log_det).all()
     exact = biject_to(box).log_abs_det_jacobian(u, a).sum(-1)
     assert torch.equal(log_det, exact)
 
 
 def test_collapse_detector():
-    assert sac.spread_collapsed(1e-4, 1e-2)
-    assert sac.spread_collapsed(float("nan"), 1e-2)
-    assert not sac.spread_collapsed(0.5, 1e-2)
+    assert agents.spread_collapsed(1e-4, 1e-2)
+    assert agents.spread_collapsed(float("nan"), 1e-2)
+    assert not agents.spread_collapsed(0.5, 1e-2)
 
 
 @pytest.mark.parametrize("entropy, direction", [(2.0, -1), (-3.0, 1)])
 def test_temperature_moves_alpha_toward_the_target_entropy(entropy, direction):
     lr = 1e-2
-    learned = sac.Temperature(0.05, target_entropy=-1.0, lr=lr)
-    fixed = sac.Temperature(0.05, target_entropy=None, lr=lr)
+    learned = agents.Temperature(0.05, target_entropy=-1.0, lr=lr)
+    fixed = agents.Temperature(0.05, target_entropy=None, lr=lr)
     log_pi = torch.full((256,), -entropy)
     for _ in range(5):
         alpha = learned.update(log_pi)
@@ -252,7 +239,7 @@ def small_policy(tmp_path, *extra):
     args = tiny_args(tmp_path, *extra)
     pyro.clear_param_store()
     box = constraints.interval(torch.tensor([-2.0]), torch.tensor([2.0]))
-    return sac.ImplicitPolicy(3, box, args), args
+    return agents.ImplicitPolicy(3, box, args), args
 
 
 def test_collapsed_generator_is_detected_and_penalised(tmp_path):
@@ -261,11 +248,11 @@ def test_collapsed_generator_is_detected_and_penalised(tmp_path):
     first = policy.generator.net[0]
     with torch.no_grad():
         first.weight[:, : args.noise_dim] = 0.0  # the output ignores the noise
-    critics = sac.Critics(3, 1)
+    critics = agents.Critics(3, 1)
     obs = torch.randn(16, 3)
     policy.update(obs, critics)
     assert policy.estimator is policy.elbo.estimator(policy.guide, obs, critics)
-    assert sac.spread_collapsed(policy.spread(), args.collapse_threshold)
+    assert agents.spread_collapsed(policy.spread(), args.collapse_threshold)
     assert policy.jacobian_clamping(obs).item() == pytest.approx(16.0, rel=1e-3)
     with torch.no_grad():
         first.weight[:, : args.noise_dim] = 1e-3 * torch.randn_like(first.weight[:, :10])
@@ -286,13 +273,13 @@ def test_collapsed_generator_is_detected_and_penalised(tmp_path):
     healthy, _ = small_policy(tmp_path)
     assert healthy.jacobian_clamping(obs).item() < 16.0
     stats = healthy.estimator.set_stats(healthy._draw(obs, torch.randn(32, 16, 10)), obs)
-    assert not sac.spread_collapsed(stats.scale.mean().item(), args.collapse_threshold)
+    assert not agents.spread_collapsed(stats.scale.mean().item(), args.collapse_threshold)
 
 
-@pytest.mark.parametrize("policy", sac.POLICIES)
+@pytest.mark.parametrize("policy", cli.POLICIES)
 def test_smoke_run_on_pendulum(policy, tmp_path):
     args = tiny_args(tmp_path, "--policy", policy, "--total-steps", "300", "--eval-every", "150")
-    result = sac.main(args)
+    result = cli.main(args)
     assert all(math.isfinite(v) for v in result.values())
     with open(tmp_path / "r.csv") as f:
         rows = list(csv.DictReader(f))
@@ -300,12 +287,12 @@ def test_smoke_run_on_pendulum(policy, tmp_path):
     assert (tmp_path / "c.png").exists()
 
 
-@pytest.mark.parametrize("policy", sac.POLICIES)
+@pytest.mark.parametrize("policy", cli.POLICIES)
 def test_autotuned_temperature_trains_and_is_logged(policy, tmp_path):
     args = tiny_args(
         tmp_path, "--policy", policy, "--total-steps", "150", "--eval-every", "150", "--autotune"
     )
-    result = sac.main(args)
+    result = cli.main(args)
     assert math.isfinite(result["alpha"]) and result["alpha"] != pytest.approx(0.05, rel=1e-4)
     with open(tmp_path / "r.csv") as f:
         (row,) = list(csv.DictReader(f))
@@ -316,7 +303,7 @@ def test_collapse_warning_is_logged(tmp_path, capsys):
     args = tiny_args(
         tmp_path, "--total-steps", "120", "--eval-every", "120", "--collapse-threshold", "1e9"
     )
-    result = sac.main(args)
+    result = cli.main(args)
     assert result["collapse_warnings"] == 20
     assert "the policy is collapsing" in capsys.readouterr().out
 
@@ -325,7 +312,7 @@ def test_checkpoint_resumes(tmp_path):
     ckpt = tmp_path / "run.pt"
     common = ["--checkpoint", str(ckpt), "--checkpoint-every", "100", "--eval-every", "100"]
     common += ["--autotune"]
-    sac.main(tiny_args(tmp_path, *common, "--total-steps", "200"))
+    cli.main(tiny_args(tmp_path, *common, "--total-steps", "200"))
     state = torch.load(ckpt, weights_only=False)
     assert state["step"] == 200 and len(state["buffer"]["obs"]) == 200
     assert state["temperature"]["log_alpha"] != pytest.approx(math.log(0.05), abs=1e-6)
@@ -341,7 +328,7 @@ def test_checkpoint_resumes(tmp_path):
             )
         else:
             assert torch.equal(v, state["policy"]["score_net"][k])
-    sac.main(tiny_args(tmp_path, *common, "--total-steps", "260", "--resume"))
+    cli.main(tiny_args(tmp_path, *common, "--total-steps", "260", "--resume"))
     resumed = torch.load(ckpt, weights_only=False)
     assert resumed["step"] == 260 and len(resumed["buffer"]["obs"]) == 260
     assert [r["step"] for r in resumed["rows"]] == [100, 200, 260]
@@ -352,7 +339,7 @@ def test_checkpoint_resumes(tmp_path):
     assert changed  # it trained on from the loaded weights
     assert resumed["alpha_optimizer"]["state"][0]["step"] == 160  # 100 + 60 updates
     with pytest.raises(ValueError, match="holds the implicit policy on Pendulum-v1"):
-        sac.main(tiny_args(tmp_path, *common, "--policy", "gaussian", "--resume"))
+        cli.main(tiny_args(tmp_path, *common, "--policy", "gaussian", "--resume"))
 
 
 @pytest.mark.parametrize(
@@ -370,26 +357,26 @@ def test_checkpoint_resumes(tmp_path):
 )
 def test_bad_input_is_refused_before_training(tmp_path, extra, match):
     with pytest.raises(ValueError, match=match):
-        sac.main(tiny_args(tmp_path, "--total-steps", "10", *extra))
+        cli.main(tiny_args(tmp_path, "--total-steps", "10", *extra))
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message without CUDA")
 def test_cuda_device_without_cuda_is_refused(tmp_path):
     with pytest.raises(ValueError, match="--device cuda: CUDA is not available"):
-        sac.main(tiny_args(tmp_path, "--device", "cuda"))
+        cli.main(tiny_args(tmp_path, "--device", "cuda"))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize("policy", sac.POLICIES)
+@pytest.mark.parametrize("policy", cli.POLICIES)
 def test_runs_on_cuda_and_resumes_on_the_cpu(policy, tmp_path):
     ckpt = tmp_path / "run.pt"
     common = ["--policy", policy, "--checkpoint", str(ckpt), "--eval-every", "100"]
-    result = sac.main(tiny_args(tmp_path, *common, "--total-steps", "200", "--device", "cuda"))
+    result = cli.main(tiny_args(tmp_path, *common, "--total-steps", "200", "--device", "cuda"))
     assert all(math.isfinite(v) for v in result.values())
     state = torch.load(ckpt, weights_only=False)
     weights = state["critics"]["q1.0.weight"]
     assert weights.is_cuda and state["cuda_rng"] is not None
-    sac.main(tiny_args(tmp_path, *common, "--total-steps", "260", "--resume"))
+    cli.main(tiny_args(tmp_path, *common, "--total-steps", "260", "--resume"))
     resumed = torch.load(ckpt, weights_only=False)
     assert resumed["step"] == 260 and not resumed["critics"]["q1.0.weight"].is_cuda
 
@@ -399,7 +386,7 @@ def test_elbo_estimator_accessor_returns_the_estimator_the_step_trains(tmp_path)
     est = policy.estimator
     assert est.stats is None  # built untrained, before any step
     before = [p.clone() for p in est.parameters()]
-    policy.update(torch.randn(16, 3), sac.Critics(3, 1))
+    policy.update(torch.randn(16, 3), agents.Critics(3, 1))
     assert list(policy.elbo.estimators.values()) == [est] and est.stats is not None
     assert any(not torch.equal(b, p) for b, p in zip(before, est.parameters(), strict=True))
     with pytest.raises(ValueError, match="one implicit draw, got 0"):

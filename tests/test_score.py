@@ -5,8 +5,7 @@ import math
 import pytest
 import torch
 
-from pyro_ardae import ScoreEstimator, ScoreNet, ardae_loss
-from pyro_ardae.estimator import moments, standardization
+from pyro_ardae import ScoreConfig, ScoreEstimator, ScoreNet, ardae_loss
 from pyro_ardae.loss import sample_noise
 
 
@@ -42,7 +41,7 @@ def correlated_gaussian(n, rho=0.9):
 @pytest.mark.parametrize("parameterization", ["vector", "gradient"])
 def test_score_of_correlated_gaussian(parameterization):
     torch.manual_seed(0)
-    est = ScoreEstimator(2, hidden=(64, 64), parameterization=parameterization)
+    est = ScoreEstimator(2, config=ScoreConfig(hidden=(64, 64), parameterization=parameterization))
     for _ in range(300):
         z, loc, prec = correlated_gaussian(256)
         est.update(z)
@@ -63,7 +62,7 @@ def test_score_of_1d_mixture():
     torch.manual_seed(0)
     n = 20_000
     x = torch.where(torch.rand(n, 1) < 0.5, -2.0, 2.0) + 0.5 * torch.randn(n, 1)
-    est = ScoreEstimator(1, hidden=(64, 64, 64))
+    est = ScoreEstimator(1, config=ScoreConfig(hidden=(64, 64, 64)))
     est.fit(x, num_steps=1500, batch_size=2048)
     test = torch.where(torch.rand(2000, 1) < 0.5, -2.0, 2.0) + 0.5 * torch.randn(2000, 1)
     err = (est.score(test) - mog_score(test)).abs().mean()
@@ -98,7 +97,7 @@ def test_fourier_features_learn_a_curved_band_faster():
     errors = {}
     for features in (0, 32):
         torch.manual_seed(0)
-        est = ScoreEstimator(2, hidden=(64, 64), fourier_features=features)
+        est = ScoreEstimator(2, config=ScoreConfig(hidden=(64, 64), fourier_features=features))
         est.fit(band(50_000), num_steps=1000, batch_size=256)
         z = band(2000)
         exact = band_score(z)
@@ -111,7 +110,7 @@ def test_fourier_features_learn_a_curved_band_faster():
 def test_log_prob_up_to_constant():
     torch.manual_seed(0)
     z, loc, prec = correlated_gaussian(50_000)
-    est = ScoreEstimator(2, hidden=(32,), parameterization="gradient")
+    est = ScoreEstimator(2, config=ScoreConfig(hidden=(32,), parameterization="gradient"))
     est.fit(z, num_steps=50)
     a, b = z[:100], z[100:200]
     exact = -0.5 * ((a - loc) @ prec * (a - loc)).sum(-1) + 0.5 * (
@@ -125,7 +124,7 @@ def test_per_context_mode_scores_each_row():
     torch.manual_seed(0)
     scales = torch.tensor([[0.1], [10.0]])
     context = torch.tensor([[0.0], [1.0]])
-    est = ScoreEstimator(1, context_dim=1, hidden=(16,))
+    est = ScoreEstimator(1, context_dim=1, config=ScoreConfig(hidden=(16,)))
     est.update(scales * torch.randn(4000, 2, 1), context)
     z = torch.tensor([[[0.05], [5.0]]])
     expected = -z / scales**2
@@ -133,7 +132,7 @@ def test_per_context_mode_scores_each_row():
 
 
 def test_score_gradient_is_stopped():
-    est = ScoreEstimator(2, hidden=(8,))
+    est = ScoreEstimator(2, config=ScoreConfig(hidden=(8,)))
     est.update(torch.randn(64, 2))
     z = torch.randn(5, 2, requires_grad=True)
     assert not est.score(z).requires_grad
@@ -157,7 +156,7 @@ def test_score_net_bad_input(kwargs, match):
 
 
 def test_estimator_bad_input():
-    est = ScoreEstimator(2, hidden=(8,))
+    est = ScoreEstimator(2, config=ScoreConfig(hidden=(8,)))
     with pytest.raises(ValueError, match=r"d=2, got \(10, 3\)"):
         est.update(torch.randn(10, 3))
     with pytest.raises(TypeError, match="Tensor"):
@@ -169,7 +168,7 @@ def test_estimator_bad_input():
     with pytest.raises(ValueError, match="gradient"):
         est.update(torch.randn(10, 2))
         est.log_prob(torch.randn(3, 2))
-    ctx = ScoreEstimator(2, context_dim=3, hidden=(8,))
+    ctx = ScoreEstimator(2, context_dim=3, config=ScoreConfig(hidden=(8,)))
     with pytest.raises(ValueError, match=r"context of shape \(m, 3\)"):
         ctx.update(torch.randn(10, 4, 2))
     with pytest.raises(ValueError, match="context rows"):
@@ -185,7 +184,7 @@ def test_amortised_score_has_the_right_scale_with_few_draws_per_context(centred)
     network learns the narrower law of self-whitened draws); the cross-fitted update gives
     about 0.93 (its O(1/n) bias: each half's moments come from 8 draws), and 1.01 to 1.05
     about the known centre (``centred``: only the scales are estimated)."""
-    est = ScoreEstimator(2, context_dim=1, hidden=(64, 64))
+    est = ScoreEstimator(2, context_dim=1, config=ScoreConfig(hidden=(64, 64)))
 
     def draw(c, n):
         loc, sd = 2 * c, 0.5 + c**2
@@ -205,7 +204,7 @@ def test_amortised_score_has_the_right_scale_with_few_draws_per_context(centred)
 
 
 def test_whitening_about_a_known_centre():
-    est = ScoreEstimator(2, context_dim=1, hidden=(4,))
+    est = ScoreEstimator(2, context_dim=1, config=ScoreConfig(hidden=(4,)))
     z, c, loc = torch.randn(10, 3, 2), torch.zeros(3, 1), torch.full((3, 2), 0.5)
     stats = est.set_stats(z, c, loc)
     assert torch.equal(stats.loc, loc)
@@ -219,59 +218,32 @@ def test_whitening_ridge_is_negligible_and_keeps_a_collapsed_sampler_finite(dtyp
     # A narrow law far from 0: the map must keep its scale (a ridge relative to loc^2 would
     # widen it and weaken the entropy gradient).
     z = 100.0 + 0.05 * torch.randn(4096, 3, dtype=dtype)
-    est = ScoreEstimator(3, hidden=(4,))
+    est = ScoreEstimator(3, config=ScoreConfig(hidden=(4,)))
     scale = est.set_stats(z).scale.diagonal()
     assert torch.allclose(scale, z.std(0), rtol=1e-3)
     # A sampler collapsed onto a line in 20-d: the Cholesky factor still exists.
     line = torch.randn(512, 1, dtype=dtype) * torch.randn(1, 20, dtype=dtype) + 5.0
-    stats = ScoreEstimator(20, hidden=(4,)).set_stats(line)
+    stats = ScoreEstimator(20, config=ScoreConfig(hidden=(4,))).set_stats(line)
     assert torch.isfinite(stats.scale).all() and (stats.scale.diagonal() > 0).all()
 
 
 def test_update_whitens_each_half_with_the_other_halfs_moments():
-    est = ScoreEstimator(1, hidden=(4,))
+    est = ScoreEstimator(1, config=ScoreConfig(hidden=(4,)))
     a = torch.randn(50, 1)
     b = torch.randn(50, 1) + 10.0
     est.update(torch.cat([a, b]))
     assert torch.allclose(est.stats.loc, a.mean(0))  # the map kept for queries: A's
     with pytest.raises(ValueError, match=r"needs at least 8 fresh samples .* got 7"):
-        ScoreEstimator(1, hidden=(4,)).update(torch.randn(7, 1))
-
-
-def test_update_maps_from_all_draws_and_trains_on_num_train(monkeypatch):
-    # The maps come from the halves of all 2048 draws; the network trains on 256 of each
-    # half, each whitened by the other half's map.
-    torch.manual_seed(0)
-    est = ScoreEstimator(2, hidden=(4,))
-    samples = torch.randn(2048, 2) * torch.tensor([1.0, 3.0])
-    seen = []
-    train = est._train
-    monkeypatch.setattr(est, "_train", lambda y, *rest: seen.append(y) or train(y, *rest))
-    est.update(samples, num_train=512)
-    a, b = samples[:1024], samples[1024:]
-    assert torch.allclose(est.stats.loc, a.mean(0))
-    (y,) = seen
-    map_b = standardization(*moments(b, True), True)
-    assert y.shape == (512, 2)
-    assert torch.allclose(y[:256], map_b.whiten(a[:256]), atol=1e-6)
-    assert torch.allclose(y[256:], est.stats.whiten(b[:256]), atol=1e-6)
-
-
-@pytest.mark.parametrize("num_train", [1, 65, True, 8.0])
-def test_num_train_errors(num_train):
-    with pytest.raises(
-        ValueError, match=rf"num_train to be None or an int in \[2, 64\].*{num_train}"
-    ):
-        ScoreEstimator(2, hidden=(4,)).update(torch.randn(64, 2), num_train=num_train)
+        ScoreEstimator(1, config=ScoreConfig(hidden=(4,))).update(torch.randn(7, 1))
 
 
 def test_state_dict_keeps_the_whitening_map_and_the_optimiser():
     torch.manual_seed(0)
-    est = ScoreEstimator(2, hidden=(4,))
+    est = ScoreEstimator(2, config=ScoreConfig(hidden=(4,)))
     est.update(torch.randn(64, 2))
     state = est.state_dict()
     assert set(state["_extra_state"]) == {"optimizer", "stats"}
-    copy = ScoreEstimator(2, hidden=(4,))
+    copy = ScoreEstimator(2, config=ScoreConfig(hidden=(4,)))
     copy.load_state_dict(state)
     assert copy.stats.tril and torch.equal(copy.stats.scale, est.stats.scale)
     z = torch.randn(5, 2)
@@ -279,7 +251,7 @@ def test_state_dict_keeps_the_whitening_map_and_the_optimiser():
 
 
 def test_global_estimator_refuses_batched_samples():
-    est = ScoreEstimator(2, hidden=(4,))
+    est = ScoreEstimator(2, config=ScoreConfig(hidden=(4,)))
     est.update(torch.randn(64, 2))
     with pytest.raises(ValueError, match=r"expected samples of shape \(n, 2\), got \(\d+, 8, 2\)"):
         est.update(torch.randn(64, 8, 2))
