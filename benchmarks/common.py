@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import platform
 import subprocess
@@ -38,7 +39,7 @@ def provenance() -> dict[str, object]:
         "pyro_ardae_src_sha256": digest.hexdigest()[:12],
         "pyro_ardae_git": commit + ("-dirty" if dirty else ""),
         "ardae_elbo_defaults": {k: getattr(elbo, k) for k in ("score_steps", "score_samples")},
-        "score_net_defaults": pyro_ardae.ScoreConfig().estimator_kwargs(),
+        "score_net_defaults": dataclasses.asdict(pyro_ardae.ScoreConfig()),
         "torch": torch.__version__,
         "pyro": pyro.__version__,
         "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
