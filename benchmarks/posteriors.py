@@ -49,10 +49,11 @@ further than AutoNormal on some model), ``ardae_vs_best_flow_geomean`` (geometri
 models of ARDAE's energy distance over the best of the flows, mvn and iaf, and for NumPyro
 bnaf, each floored at 0.001), ``ardae_regression_sd_ratio_worst`` (ARDAE's per-coordinate sd
 ratio furthest from 1 over the regression models run: logistic, breast_cancer, diabetes,
-ar1) and ``divergences`` (fits of any method that raised, gave non-finite draws or, in
-NumPyro, warned a ``DivergenceWarning``; not a guide that does not apply to the model and
-raises at set-up, as NumPyro's IAF and BNAF do on a one-dimensional latent: such fits have
-``_errors`` and no figures).
+ar1), ``ardae_divergences`` (ARDAE's diverged fits) and ``divergences`` (those of every
+method: fits that raised, gave non-finite draws or, in NumPyro, warned a
+``DivergenceWarning``; not a guide that does not apply to the model and raises at set-up, as
+NumPyro's IAF and BNAF do on a one-dimensional latent: such fits have ``_errors`` and no
+figures).
 
 Usage::
 
@@ -342,10 +343,11 @@ def evaluate(
 
 
 def summary(
-    result: dict, models: list[str], backend: Backend, divergences: int
+    result: dict, models: list[str], backend: Backend, divergences: dict[str, int]
 ) -> dict[str, float | int | None]:
     """The issue's two comparisons over the models where every method has a figure, ARDAE's
-    worst sd ratio on the regressions and the count of diverged fits, for one backend."""
+    worst sd ratio on the regressions and the count of diverged fits (``divergences`` maps a
+    method to its count), for one backend."""
     p = backend.prefix
     out: dict[str, float | int | None] = {
         f"{p}ardae_vs_autonormal_max": None,
@@ -374,7 +376,8 @@ def summary(
         if name in REGRESSION_MODELS and f"{p}{name}_ardae_sdratio_worst" in result
     ]
     out[f"{p}ardae_regression_sd_ratio_worst"] = worst_ratio(np.array(worst)) if worst else None
-    out[f"{p}divergences"] = divergences
+    out[f"{p}ardae_divergences"] = divergences.get("ardae", 0)
+    out[f"{p}divergences"] = sum(divergences.values())
     return out
 
 
@@ -474,7 +477,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             "jax_device": str(jax.devices()[0]),
         }
     rows: dict[str, list[dict]] = {b.name: [] for b in backends}
-    divergences = dict.fromkeys(methods, 0)
+    divergences = {b.name: dict.fromkeys(methods[b.name], 0) for b in backends}
     for k, prob in enumerate(models):
         info = prob.reference(exact_draws, 1234 + k)
         ref = info["draws"]
@@ -497,7 +500,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
                     backend, prob, method, steps, seeds, args, ref_sd, std, result, ""
                 )
                 row[method] = fits[method][:2]
-                divergences[backend.name] += fits[method].diverged
+                divergences[backend.name][method] += fits[method].diverged
             if equal_time and "ardae" in ms and f"{p}{prob.name}_ardae_edist" in result:
                 for j, method in enumerate(ms):
                     if method == "ardae" or result.get(f"{p}{prob.name}_{method}_edist") is None:
@@ -509,7 +512,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
                     )
                     result[f"{p}{prob.name}_{method}_eqtime_steps"] = n_steps
                     row[method + "_eq"] = eq[:2]
-                    divergences[backend.name] += eq.diverged
+                    divergences[backend.name][method] += eq.diverged
             rows[backend.name].append(row)
             elapsed = time.perf_counter() - start
             print(f"[{elapsed:6.1f}s] {backend.name} {prob.name} done", flush=True)

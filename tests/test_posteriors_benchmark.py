@@ -19,6 +19,7 @@ SUMMARY = (
     "ardae_vs_autonormal_max",
     "ardae_vs_best_flow_geomean",
     "ardae_regression_sd_ratio_worst",
+    "ardae_divergences",
     "divergences",
 )
 
@@ -87,8 +88,11 @@ def test_summary_per_backend():
         for method, edist in zip(NUMPYRO_METHODS, (0.1, 0.1, 0.3, 0.2, 0.05), strict=True):
             result[f"numpyro_{name}_{method}_edist"] = edist
         result[f"numpyro_{name}_ardae_sdratio_worst"] = worst
-    out = posteriors.summary(result, ["funnel", "logistic", "ar1"], backend, 2)
+    out = posteriors.summary(
+        result, ["funnel", "logistic", "ar1"], backend, {"ardae": 0, "iaf": 2, "bnaf": 1}
+    )
     assert out["numpyro_ardae_vs_autonormal_max"] == round(0.1 / 0.12, 3)
     assert out["numpyro_ardae_vs_best_flow_geomean"] == 2.0  # bnaf is the best flow
     assert out["numpyro_ardae_regression_sd_ratio_worst"] == 1.5  # |log 1.5| > |log 0.8|
-    assert out["numpyro_divergences"] == 2
+    assert out["numpyro_ardae_divergences"] == 0
+    assert out["numpyro_divergences"] == 3
