@@ -4,8 +4,9 @@ Runs ``examples/energy_fitting/``'s fits side by side, in one process per seed: 
 sampler (AutoImplicitGuide + ARDAE_ELBO), the hierarchical implicit sampler (ImplicitGuide +
 ARDAE_ELBO) and the flow baseline (AutoIAFNormal(hidden_dim=[256, 256], num_transforms=4) +
 Trace_ELBO), same steps, particles, optimiser and annealing. Metric: energy distance (U-statistic,
-coordinates divided by the exact draws' sd) between 5000 draws of each sampler and 5000 exact
-draws (fine-grid inverse CDF, tested in tests/test_energy_fitting.py).
+coordinates divided by the exact draws' sd) between ``--num-samples`` (5000) draws of each
+sampler and as many exact draws (fine-grid inverse CDF, tested in tests/test_energy_fitting.py).
+Every fit option is the example's flag with the example's default (``--help``).
 ``ardae_wins`` = number of targets where the implicit sampler is closer than the flow
 (bar: >= 3 in the full run). With ``--ema D`` every sampler draws from a moving average of its
 parameters (``examples/energy_fitting/``); the flow is then also scored at its last iterate
@@ -36,63 +37,39 @@ from pathlib import Path
 import torch
 
 from examples.energy_fitting import main as ef_main
-from pyro_ardae.score import PARAMETERIZATIONS
 
 from .common import provenance
 
-# this benchmark's options passed on to the example as they are
-PASSED = ("methods", "particles", "score_steps", "fourier_features", "fourier_scale",
-          "score_delta", "score_parameterization", "lr_decay", "ema", "pool",
-          "device")  # fmt: skip
+
+def parser() -> argparse.ArgumentParser:
+    """The example's parser (every fit option, with its defaults) and this benchmark's own."""
+    p = ef_main.parser()
+    p.prog = "python -m benchmarks.energy"
+    p.description = __doc__
+    p.add_argument("--quick", action="store_true", help="U1 only, 1000 steps")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help="(default: --seed)")
+    p.add_argument("--workers", type=int, default=1, help="processes, seeds split among them")
+    p.set_defaults(steps=None, targets=None, num_samples=5000, progress=False, out="")
+    return p
 
 
 def main() -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="U1 only, 1000 steps")
-    parser.add_argument("--steps", type=int, default=None, help="10000 (quick: 1000)")
-    parser.add_argument("--particles", type=int, default=512, help="draws per step, all methods")
-    parser.add_argument("--score-steps", type=int, default=2, help="AR-DAE steps per step")
-    parser.add_argument("--fourier-features", type=int, default=64, help="score net's (0: none)")
-    parser.add_argument("--fourier-scale", type=float, default=3.0, help="their frequencies' sd")
-    parser.add_argument("--score-delta", type=float, default=0.1, help="AR-DAE's noise scale")
-    parser.add_argument(
-        "--score-parameterization",
-        choices=PARAMETERIZATIONS,
-        default="vector",
-        help="AR-DAE's network output",
-    )
-    parser.add_argument("--ema", type=float, default=0.0, help="parameter average (0: none)")
-    parser.add_argument("--pool", type=int, default=0, help="iterates mixed, last steps (0: none)")
-    parser.add_argument("--lr-decay", type=float, default=0.1, help="learning rate's fall, all")
-    parser.add_argument("--targets", default=None, help="U1,U2,U3,U4 (quick: U1)")
-    parser.add_argument(
-        "--methods", default="implicit,hierarchical,iaf", help="samplers, iaf among them"
-    )
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--threads", type=int, default=2, help="torch threads per process")
-    parser.add_argument("--device", default="cpu", help="torch device the samplers train on")
-    parser.add_argument("--workers", type=int, default=1, help="processes, seeds split among them")
-    parser.add_argument("--out", default="", help="figure path ('' for none), per seed")
-    args = parser.parse_args()
+    p = parser()
+    args = p.parse_args()
     if args.workers < 1:
-        parser.error(f"--workers: expected a positive integer, got {args.workers}")
+        p.error(f"--workers: expected a positive integer, got {args.workers}")
     torch.set_num_threads(args.threads)
     steps = args.steps or (1000 if args.quick else 10_000)
     targets = args.targets or ("U1" if args.quick else "U1,U2,U3,U4")
+    seeds = args.seeds or [args.seed]
     methods = args.methods.split(",")
     if "iaf" not in methods:
-        parser.error(f"--methods: expected the baseline 'iaf' among them, got {args.methods}")
+        p.error(f"--methods: expected the baseline 'iaf' among them, got {args.methods}")
 
     def example_args(seed: int, out: str) -> argparse.Namespace:
-        settings = [
-            [f"--{name.replace('_', '-')}", str(getattr(args, name))]
-            for name in PASSED
-            if getattr(args, name) is not None
-        ]
-        return ef_main.parser().parse_args(
-            [*sum(settings, []), "--targets", targets, "--steps", str(steps), "--seed", str(seed),
-             "--threads", str(args.threads), "--num-samples", "5000", "--no-progress", "--out", out]
-        )  # fmt: skip
+        return argparse.Namespace(
+            **{**vars(args), "steps": steps, "targets": targets, "seed": seed, "out": out}
+        )
 
     start = time.perf_counter()
 
@@ -103,7 +80,7 @@ def main() -> dict:
         return str(path.with_name(f"{path.stem}_seed{seed}{path.suffix}"))
 
     # each worker process runs whole seeds
-    jobs = [example_args(seed, figure(i, seed)) for i, seed in enumerate(args.seeds)]
+    jobs = [example_args(seed, figure(i, seed)) for i, seed in enumerate(seeds)]
     if args.workers > 1:
         spawn = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(args.workers, mp_context=spawn) as pool:
@@ -122,9 +99,13 @@ def main() -> dict:
         "benchmark": "energy",
         "targets": targets,
         "steps": steps,
-        **{name: getattr(args, name) for name in PASSED},
-        "metric": "energy distance to 5000 exact draws, coordinates / exact sd",
-        "seeds": args.seeds,
+        **{
+            name: value
+            for name, value in vars(args).items()
+            if name not in ("quick", "seeds", "seed", "steps", "targets", "out", "progress")
+        },
+        "metric": f"energy distance to {args.num_samples} exact draws, coordinates / exact sd",
+        "seeds": seeds,
         **{k: round(v, 4) for k, v in out.items()},
         **{
             f"{k}_per_seed": [round(run[k], 4) for run in runs]
@@ -143,8 +124,6 @@ def main() -> dict:
         ),
         "wins_bar": 3,
         "wall_seconds": round(time.perf_counter() - start, 1),
-        "torch_threads": args.threads,
-        "workers": args.workers,
         **provenance(),
     }
     print(json.dumps(result))

@@ -1,5 +1,5 @@
-"""Code the examples and benchmarks share: an MLP builder and two ways to average a sampler
-over the end of its training run."""
+"""Code the examples and benchmarks share: a ``--device`` check, an MLP builder and two ways
+to average a sampler over the end of its training run."""
 
 from __future__ import annotations
 
@@ -8,6 +8,26 @@ from contextlib import contextmanager
 
 import torch
 from torch import Tensor, nn
+
+
+def check_device(prog: str, value: str) -> torch.device:
+    """``value`` as a ``torch.device``, or a ``ValueError`` naming ``prog``'s ``--device`` flag
+    when it is not one or names CUDA on a machine without it.
+
+        >>> check_device("demo", "cpu")
+        device(type='cpu')
+        >>> check_device("demo", "gpu0")
+        Traceback (most recent call last):
+        ...
+        ValueError: demo: expected --device like 'cpu' or 'cuda:0', got 'gpu0'
+    """
+    try:
+        device = torch.device(value)
+    except RuntimeError as e:
+        raise ValueError(f"{prog}: expected --device like 'cpu' or 'cuda:0', got {value!r}") from e
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{prog}: --device {value}: CUDA is not available on this machine")
+    return device
 
 
 def mlp(

@@ -139,7 +139,10 @@ def test_pooling_leaves_the_training_path_as_it_was(device):
         (["--score-delta", "0"], r"--score-delta: expected a positive number, got 0.0"),
         (["--fourier-scale", "-1"], r"--fourier-scale: expected a positive number, got -1.0"),
         (["--lr-decay", "0"], r"--lr-decay: expected a factor in \(0, 1\], got 0.0"),
-        (["--device", "gpu0"], r"--device: expected e.g. 'cpu' or 'cuda:0', got 'gpu0'"),
+        (
+            ["--device", "gpu0"],
+            "energy_fitting: expected --device like 'cpu' or 'cuda:0', got 'gpu0'",
+        ),
     ],
 )
 def test_bad_training_options_are_refused_before_fitting(argv, message):

@@ -13,6 +13,7 @@ from torch import Tensor
 from pyro_ardae import energy_distance
 from pyro_ardae.score import PARAMETERIZATIONS
 
+from ..common import check_device
 from .samplers import METHODS, SNAPSHOTS, fit
 from .targets import TARGETS, energy, reference
 
@@ -71,12 +72,7 @@ def main(args: argparse.Namespace) -> dict[str, float]:
         )
     if args.pool and args.ema:
         raise ValueError(f"expected one of --ema and --pool, got both ({args.ema}, {args.pool})")
-    try:
-        device = torch.device(args.device)
-    except RuntimeError as e:
-        raise ValueError(f"--device: expected e.g. 'cpu' or 'cuda:0', got {args.device!r}") from e
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {args.device}: CUDA is not available on this machine")
+    check_device("energy_fitting", args.device)
     results: dict[str, dict] = {}
     exact: dict[str, Tensor] = {}
     out: dict[str, float] = {}

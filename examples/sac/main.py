@@ -17,6 +17,7 @@ from torch import Tensor
 from torch.distributions import constraints
 from tqdm import tqdm
 
+from ..common import check_device
 from .agents import (
     Critics,
     GaussianPolicy,
@@ -63,14 +64,7 @@ def check_args(args: argparse.Namespace) -> None:
         )
     if args.resume and not args.checkpoint:
         raise ValueError("sac: --resume needs --checkpoint PATH")
-    try:
-        device = torch.device(args.device)
-    except RuntimeError as e:
-        raise ValueError(
-            f"sac: expected --device like 'cpu' or 'cuda:0', got {args.device!r}"
-        ) from e
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"sac: --device {args.device}: CUDA is not available on this machine")
+    check_device("sac", args.device)
 
 
 def critic_step(batch, policy, critics, targets, optimizer, args) -> Tensor:

@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from pyro_ardae import ARDAE_ELBO
 
+from ..common import check_device
 from .data import binarize, load_mnist
 from .model import ENCODERS, LATENT, VAE
 
@@ -127,16 +128,7 @@ def check_args(args: argparse.Namespace) -> None:
         raise ValueError(
             f"vae_mnist: expected --encoder in {ENCODERS} or 'both', got {args.encoder!r}"
         )
-    try:
-        device = torch.device(args.device)
-    except RuntimeError as e:
-        raise ValueError(
-            f"vae_mnist: expected --device like 'cpu' or 'cuda:0', got {args.device!r}"
-        ) from e
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f"vae_mnist: --device {args.device}: CUDA is not available on this machine"
-        )
+    check_device("vae_mnist", args.device)
 
 
 def main(args: argparse.Namespace) -> dict[str, float]:
