@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 
 import pyro
 import torch
@@ -13,7 +13,7 @@ from pyro.infer.elbo import ELBO
 from pyro.infer.util import is_validation_enabled, torch_item
 from pyro.poutine.util import prune_subsample_sites
 from pyro.util import check_site_shape, warn_if_nan
-from torch import Tensor, nn
+from torch import Tensor
 from torch.distributions import constraints
 
 from ._common import (
@@ -112,8 +112,7 @@ class ARDAE_ELBO(ELBO):
         score_samples: fresh samples per AR-DAE step (per context row when amortised);
             ``None``: 512, or ``4 (d + 3)`` for a global guide of ``d > 125`` latent
             dimensions (its whitening needs more than ``d + 2`` in each half).
-        score_lr: learning rate of the default Adam optimiser of the score networks.
-        score_optimizer: ``params -> torch.optim.Optimizer`` to use instead.
+        score_lr: learning rate of the score networks' Adam.
 
     Example:
         >>> import pyro, pyro.distributions as dist
@@ -136,7 +135,6 @@ class ARDAE_ELBO(ELBO):
         score_steps: int = 1,
         score_samples: int | None = None,
         score_lr: float = 1e-3,
-        score_optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer] | None = None,
     ) -> None:
         check_elbo_options(
             score_lr,
@@ -151,7 +149,7 @@ class ARDAE_ELBO(ELBO):
         )
         self.score_steps = score_steps
         self.score_samples = score_samples
-        self.score_optimizer = score_optimizer or functools.partial(torch.optim.Adam, lr=score_lr)
+        self.score_lr = score_lr
         self.estimators: dict[str, ScoreEstimator] = {}
         self.num_steps = 0  # training steps taken, for the messages of a diverged fit
         self._loaded: dict[str, dict] = {}  # estimator states waiting for their first step
@@ -318,7 +316,7 @@ class ARDAE_ELBO(ELBO):
                     u.shape[-1],
                     0 if c is None else c.shape[-1],
                     draw.spec,
-                    optimizer=self.score_optimizer,
+                    optimizer=functools.partial(torch.optim.Adam, lr=self.score_lr),
                 ).to(u)
             if saved is not None:
                 self._load_estimator(draw.guide, est, saved)

@@ -1,5 +1,7 @@
 """The two backends agree: the same fit, the same whitening maps from the same draws."""
 
+import inspect
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -7,6 +9,7 @@ import pytest
 import torch
 from test_numpyro import KEY, X, conjugate_normal, fit
 
+import numpyro_ardae
 import pyro_ardae
 from numpyro_ardae import AutoImplicitGuide, ScoreConfig, ScoreEstimator
 
@@ -92,3 +95,21 @@ def test_one_score_config_for_both_backends():
             ScoreConfig(**kwargs)
     with pytest.raises(TypeError, match="hidden to be a sequence of ints, got 64"):
         ScoreConfig(hidden=64)
+
+
+# Arguments one backend has for its framework's conventions: Pyro's ELBOs take
+# max_plate_nesting, NumPyro's autoguides take a prefix.
+OWN = {"max_plate_nesting", "prefix"}
+
+
+@pytest.mark.parametrize("name", ["ARDAE_ELBO", "AutoImplicitGuide", "ImplicitGuide"])
+def test_public_constructors_take_the_same_arguments(name):
+    def arguments(cls):
+        return [p for p in inspect.signature(cls).parameters if p not in OWN]
+
+    assert arguments(getattr(pyro_ardae, name)) == arguments(getattr(numpyro_ardae, name))
+
+
+def test_the_same_public_names():
+    # NumPyro's adds DivergenceWarning: Pyro's diverged fit raises a FloatingPointError.
+    assert set(numpyro_ardae.__all__) - set(pyro_ardae.__all__) == {"DivergenceWarning"}
