@@ -95,7 +95,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.dims is None:
         args.dims = [2, 5] if args.quick else [2, 5, 12, 31]
     if min(args.dims) < 1 or args.steps < 1 or args.samples < 2 * (max(args.dims) + 3):
-        parser.error("expected dims >= 1, steps >= 1 and samples > 2 (max(dims) + 2)")
+        parser.error("expected dims >= 1, steps >= 1 and samples >= 2 (max(dims) + 3)")
     return args
 
 
