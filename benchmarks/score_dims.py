@@ -39,28 +39,33 @@ from pyro_ardae import ScoreEstimator
 EVAL_DRAWS = 20000
 
 
-def sampler(rot: torch.Tensor, k: float, n: int, gen: torch.Generator):
-    """``n`` draws of ``u = R T(e)`` and their exact scores (float64)."""
+def sample(rot: torch.Tensor, k: float, n: int, gen: torch.Generator):
+    """``n`` draws of ``u = R T(e)`` and their noise ``e`` (float64)."""
     e = torch.randn(n, rot.shape[0], generator=gen, dtype=torch.float64)
+    return (e + k * torch.tanh(e)) @ rot.T, e
+
+
+def exact_score(rot: torch.Tensor, k: float, e: torch.Tensor) -> torch.Tensor:
+    """The score of ``u = R T(e)`` at the draws of noise ``e``."""
     sech2 = torch.cosh(e).pow(-2)
     d1 = 1 + k * sech2
     d2 = -2 * k * sech2 * torch.tanh(e)
-    score_x = (-e - d2 / d1) / d1
-    return (e + k * torch.tanh(e)) @ rot.T, score_x @ torch.linalg.inv(rot)
+    return ((-e - d2 / d1) / d1) @ torch.linalg.inv(rot)
 
 
 def residual_r2(dim: int, args: argparse.Namespace) -> tuple[float, float]:
     gen = torch.Generator().manual_seed(args.seed)
     rot = torch.linalg.qr(torch.randn(dim, dim, generator=gen, dtype=torch.float64))[0]
     rot = rot * torch.linspace(0.3, 3.0, dim, dtype=torch.float64)
-    test, exact = sampler(rot, args.k, EVAL_DRAWS, gen)
+    test, noise = sample(rot, args.k, EVAL_DRAWS, gen)
+    exact = exact_score(rot, args.k, noise)
     loc, cov = test.mean(0), torch.cov(test.T)
     chol = torch.linalg.cholesky(cov)
     departure = (exact + torch.linalg.solve(cov, (test - loc).T).T) @ chol
     torch.manual_seed(args.seed)
     est = ScoreEstimator(dim)
     for _ in range(args.steps):
-        est.update(sampler(rot, args.k, args.samples, gen)[0].float())
+        est.update(sample(rot, args.k, args.samples, gen)[0].float())
     query = test.float()
     base = est.stats.pull_back(-est.stats.whiten(query))
     learnt = (est.score(query) - base).double() @ chol

@@ -11,7 +11,8 @@ def test_sampler_score_is_the_gradient_of_its_log_density():
     # log q(u) = log N(e) - log T'(e) - log R for u = R T(e); in 1-D d/du = (d/de) / (R T'(e))
     gen = torch.Generator().manual_seed(0)
     rot = torch.tensor([[1.7]], dtype=torch.float64)
-    u, score = score_dims.sampler(rot, 1.0, 50, gen)
+    u, noise = score_dims.sample(rot, 1.0, 50, gen)
+    score = score_dims.exact_score(rot, 1.0, noise)
     e = torch.zeros_like(u, requires_grad=True)
     with torch.no_grad():  # invert u = 1.7 (e + tanh e) by Newton's method
         for _ in range(50):
