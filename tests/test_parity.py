@@ -63,6 +63,22 @@ def test_update_keeps_the_same_cross_fitted_map_as_pyro():
     assert jnp.isfinite(loss)
 
 
+def test_the_same_antithetic_loss_as_pyro():
+    """Untrained networks (the Gaussian base, h = 0) give the same paired estimate; it is
+    not the one-sided one."""
+    rng = np.random.default_rng(0)
+    y, u = rng.normal(size=(2, 64, 3)).astype(np.float32)
+    sigma = 0.3 * rng.normal(size=64).astype(np.float32)
+    jax_net = numpyro_ardae.ScoreNet(3, hidden=(4,), key=KEY)
+    value = numpyro_ardae.ardae_loss(jax_net, jnp.asarray(y), jnp.asarray(u), jnp.asarray(sigma))
+    torch_net = pyro_ardae.ScoreNet(3, hidden=(4,))
+    t = {k: torch.as_tensor(v) for k, v in {"y": y, "u": u, "sigma": sigma[:, None]}.items()}
+    expected = pyro_ardae.ardae_loss(torch_net, t["y"], t["u"], t["sigma"])
+    one_sided = t["u"] + t["sigma"] * torch_net(t["y"] + t["sigma"] * t["u"], t["sigma"])
+    np.testing.assert_allclose(float(value), float(expected), rtol=1e-5)
+    assert abs(float(expected) - float(one_sided.pow(2).sum(-1).mean())) > 1e-3
+
+
 def test_one_score_config_for_both_backends():
     # The class is framework-free and shared; it validates once, with the same messages.
     assert ScoreConfig is pyro_ardae.ScoreConfig
