@@ -32,12 +32,14 @@ def test_surrogate_gradient_is_minus_entropy_gradient(support):
     net = Affine()
     guide = ImplicitGuide(net, noise_dim=2, sites={"z": support}, score=ScoreConfig(hidden=(32,)))
     n = 50_000
-    elbo = ARDAE_ELBO(num_particles=n, vectorize_particles=True, score_samples=4096)
+    elbo = ARDAE_ELBO(num_particles=n, vectorize_particles=True, score_samples=2**16)
     elbo.differentiable_loss(flat, guide).backward()
     # H(u) = log|det B|: dH/dB = B^-T, dH/da = 0. For z = exp(u) add E[sum u]: dH/da += 1.
     expected_B = torch.linalg.inv(net.B.detach()).T
     expected_a = torch.zeros(2) if support is constraints.real else torch.ones(2)
-    # per-particle terms have sd ~ |B^-1| ~ 2.5: the mean over 50k has SE ~ 0.01
+    # per-particle terms have sd ~ |B^-1| ~ 2.5: the mean over 50k has SE ~ 0.01. The score
+    # is the Gaussian of a half's moments (2^15 draws): its precision is off by about
+    # sqrt(2 / 2^15) = 0.8% relative, 0.016 on the entry of 2 (4096 draws: 0.03, 0.06)
     assert torch.allclose(net.B.grad, -expected_B, atol=0.06)
     assert torch.allclose(net.a.grad, -expected_a, atol=0.06)
 

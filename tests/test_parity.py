@@ -75,8 +75,8 @@ def test_the_same_antithetic_loss_as_pyro():
     t = {k: torch.as_tensor(v) for k, v in {"y": y, "u": u, "sigma": sigma[:, None]}.items()}
     expected = pyro_ardae.ardae_loss(torch_net, t["y"], t["u"], t["sigma"])
     one_sided = t["u"] + t["sigma"] * torch_net(t["y"] + t["sigma"] * t["u"], t["sigma"])
-    np.testing.assert_allclose(float(value), float(expected), rtol=1e-5)
-    assert abs(float(expected) - float(one_sided.pow(2).sum(-1).mean())) > 1e-3
+    np.testing.assert_allclose(float(value), expected.item(), rtol=1e-5)
+    assert abs(expected.item() - one_sided.pow(2).sum(-1).mean().item()) > 1e-3
 
 
 def test_one_score_config_for_both_backends():
