@@ -20,8 +20,7 @@ Usage::
     python -m benchmarks.score_dims --quick   # d = 2, 5
     python -m benchmarks.score_dims           # d = 2, 5, 12, 31
 
-Both take 3000 steps, the posterior suite's budget: at 1000 the residual is not learnt even
-at d = 2.
+Both take 3000 steps, the posterior suite's budget.
 
 The last line of stdout is one JSON object.
 """
