@@ -38,16 +38,11 @@ def ardae_loss(
         The mean over the ``n`` rows and both signs of the squared residual (a scalar).
     """
     in_axes = (0, 0, None if context is None else 0)
-    scaled = sigma[:, None] * u
-    both = jnp.concatenate([y + scaled, y - scaled])
+    y, u, sigma = jnp.concatenate([y, y]), jnp.concatenate([u, -u]), jnp.concatenate([sigma] * 2)
     if context is not None:
         context = jnp.concatenate([context, context])
-    f = jax.vmap(net, in_axes=in_axes)(both, jnp.concatenate([sigma, sigma]), context)
-    f_plus, f_minus = jnp.split(f, 2)
-    residual = jnp.sum((u + sigma[:, None] * f_plus) ** 2, -1) + jnp.sum(
-        (u - sigma[:, None] * f_minus) ** 2, -1
-    )
-    return 0.5 * jnp.mean(residual)
+    f = jax.vmap(net, in_axes=in_axes)(y + sigma[:, None] * u, sigma, context)
+    return jnp.mean(jnp.sum((u + sigma[:, None] * f) ** 2, -1))
 
 
 def sample_noise(key: Array, y: Array, delta: float) -> tuple[Array, Array]:

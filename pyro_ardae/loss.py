@@ -50,12 +50,11 @@ def ardae_loss(
         Z. Wang, S. Cheng, Y. Li, J. Zhu, B. Zhang, "A Wasserstein Minimum Velocity Approach
         to Learning Unnormalized Models", AISTATS 2020, arXiv:2002.07501.
     """
-    sigma = sigma.expand(y.shape[:-1] + (1,))
-    both = torch.cat([y + sigma * u, y - sigma * u])
+    sigma = sigma.expand(y.shape[0], 1).repeat(2, 1)
+    y, u = torch.cat([y, y]), torch.cat([u, -u])
     context = None if context is None else torch.cat([context, context])
-    f_plus, f_minus = net(both, torch.cat([sigma, sigma]), context, create_graph=True).chunk(2)
-    residual = (u + sigma * f_plus).pow(2).sum(-1) + (u - sigma * f_minus).pow(2).sum(-1)
-    return 0.5 * residual.mean()
+    f = net(y + sigma * u, sigma, context, create_graph=True)
+    return (u + sigma * f).pow(2).sum(-1).mean()
 
 
 def sample_noise(y: Tensor, delta: float, generator: torch.Generator | None = None):
