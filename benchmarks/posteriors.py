@@ -41,7 +41,8 @@ With ``--equal-time`` the other methods are trained again for as many steps as t
 the seconds ARDAE took (``*_eqtime_*``), at most 20 times as many; for NumPyro both sides
 of that rule are the seconds less compilation (a fixed cost per fit, not per step).
 ``--seeds N`` fits every method N times and reports medians, with the per-seed energy
-distances in ``*_edist_seeds``.
+distances in ``*_edist_seeds``. Every fit's seed (and an exact reference's) is derived from
+the model's place in the full suite, so ``--models banana`` reproduces the full run's banana.
 
 Summary keys, per backend (NumPyro's with the ``numpyro_`` prefix):
 ``ardae_vs_autonormal_max`` (the largest ARDAE / (1.1 AutoNormal + 0.01) ratio: > 1 means
@@ -441,9 +442,16 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     steps = args.steps or (1000 if args.quick else 3000)
     equal_time = (not args.quick) if args.equal_time is None else args.equal_time
     exact_draws = 2000 if args.quick else 4000
+    suite = problems()
     wanted = args.models.split(",") if args.models else None
     wanted = wanted or (list(QUICK_MODELS) if args.quick else None)
-    models = [p for p in problems() if wanted is None or p.name in wanted]
+    unknown = sorted(set(wanted or ()) - {p.name for p in suite})
+    if unknown:
+        raise ValueError(
+            f"--models: unknown {unknown}; the suite's models are {[p.name for p in suite]}"
+        )
+    # a model's seeds follow its index in the full suite, not in the selection
+    models = [(k, p) for k, p in enumerate(suite) if wanted is None or p.name in wanted]
     backends = [b for name, b in BACKENDS.items() if args.backend in (name, "both")]
     methods = {b.name: [m for m in b.methods if m in args.methods.split(",")] for b in backends}
 
@@ -478,7 +486,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         }
     rows: dict[str, list[dict]] = {b.name: [] for b in backends}
     divergences = {b.name: dict.fromkeys(methods[b.name], 0) for b in backends}
-    for k, prob in enumerate(models):
+    for k, prob in models:
         info = prob.reference(exact_draws, 1234 + k)
         ref = info["draws"]
         for what in ("rhat", "ess", "divergences"):
@@ -520,7 +528,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     for backend in backends:
         print_table(backend, rows[backend.name], methods[backend.name], equal_time)
     for backend in backends:
-        result |= summary(result, [p.name for p in models], backend, divergences[backend.name])
+        result |= summary(result, [p.name for _, p in models], backend, divergences[backend.name])
     result["wall_seconds"] = round(time.perf_counter() - start, 1)
     print(json.dumps(result))
     return result

@@ -81,6 +81,20 @@ def test_pyro_backend_alone(capsys):
     assert not any(k.startswith("numpyro_") for k in result)
 
 
+def test_a_model_run_alone_reproduces_its_figures_in_a_larger_run(capsys):
+    one = ["--backend", "pyro", "--methods", "ardae,autonormal", *TINY]
+    alone = run(capsys, ["--models", "correlated", *one])
+    among = run(capsys, ["--models", "funnel,correlated", *one])
+    for method in ("ardae", "autonormal"):
+        key = f"correlated_{method}_edist"
+        assert alone[key] == among[key], key
+
+
+def test_unknown_model_names_are_refused():
+    with pytest.raises(ValueError, match=r"unknown \['bananna'\].*'banana'"):
+        posteriors.main(["--models", "banana,bananna", *TINY])
+
+
 def test_summary_per_backend():
     backend = posteriors.BACKENDS["numpyro"]
     result = {}
